@@ -1,0 +1,17 @@
+#include <swarm/core/logger.hpp>
+
+namespace swarm::inline v0 {
+
+std::string_view to_string(log_level l) noexcept {
+    switch (l) {
+    case log_level::trace: return "trace";
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warning: return "warning";
+    case log_level::error: return "error";
+    case log_level::off: return "off";
+    }
+    return "unknown";
+}
+
+} // namespace swarm::inline v0
