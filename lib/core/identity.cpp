@@ -154,11 +154,13 @@ bool identity::verify(const ed25519_public_key& signer, std::span<const std::byt
                                          as_uchar(signer.data())) == 0;
 }
 
-std::vector<std::byte> identity::seal_to(const x25519_public_key& recipient, std::span<const std::byte> plaintext) {
+result<std::vector<std::byte>> identity::seal_to(const x25519_public_key& recipient,
+                                                std::span<const std::byte> plaintext) {
     detail::sodium_init_once();
     std::vector<std::byte> sealed(plaintext.size() + seal_overhead);
-    ::crypto_box_seal(as_uchar(sealed.data()), as_uchar(plaintext.data()), plaintext.size(),
-                      as_uchar(recipient.data()));
+    if (::crypto_box_seal(as_uchar(sealed.data()), as_uchar(plaintext.data()), plaintext.size(),
+                          as_uchar(recipient.data())) != 0)
+        return make_error_code(errc::invalid_argument);
     return sealed;
 }
 

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
+#include <thread>
 #include <unordered_set>
 
 namespace {
@@ -82,7 +84,7 @@ TEST(identity, signatures_verify_only_for_the_signer_and_the_message) {
 TEST(identity, sealed_boxes_open_only_for_the_recipient) {
     auto alice = swarm::identity::generate();
     auto bob = swarm::identity::generate();
-    auto sealed = swarm::identity::seal_to(bob.box_public_key(), bytes_of("data key"));
+    auto sealed = swarm::identity::seal_to(bob.box_public_key(), bytes_of("data key")).value();
     EXPECT_EQ(sealed.size(), 8 + swarm::identity::seal_overhead);
     auto opened = bob.open_sealed(sealed);
     ASSERT_TRUE(opened.has_value());
@@ -93,9 +95,12 @@ TEST(identity, sealed_boxes_open_only_for_the_recipient) {
     sealed.resize(swarm::identity::seal_overhead - 1);
     EXPECT_EQ(bob.open_sealed(sealed).error(), swarm::errc::truncated);
     // The empty message still seals and opens.
-    auto empty = bob.open_sealed(swarm::identity::seal_to(bob.box_public_key(), {}));
+    auto empty = bob.open_sealed(swarm::identity::seal_to(bob.box_public_key(), {}).value());
     ASSERT_TRUE(empty.has_value());
     EXPECT_TRUE(empty->empty());
+    // A low-order recipient key would let anyone open the box: refused.
+    EXPECT_EQ(swarm::identity::seal_to(swarm::identity::x25519_public_key{}, bytes_of("x")).error(),
+              swarm::errc::invalid_argument);
 }
 
 TEST(identity, moves_keep_the_keys) {
@@ -145,7 +150,7 @@ TEST_F(key_file, save_then_load_restores_the_same_keys_with_owner_only_mode) {
     EXPECT_EQ(loaded->signing_public_key(), original.signing_public_key());
     EXPECT_EQ(loaded->box_public_key(), original.box_public_key());
     EXPECT_TRUE(swarm::identity::verify(original.signing_public_key(), bytes_of("x"), loaded->sign(bytes_of("x"))));
-    EXPECT_TRUE(loaded->open_sealed(swarm::identity::seal_to(original.box_public_key(), bytes_of("k"))).has_value());
+    EXPECT_TRUE(loaded->open_sealed(swarm::identity::seal_to(original.box_public_key(), bytes_of("k")).value()).has_value());
     // Saving again replaces the file with the new keys; no temporary file stays behind.
     auto other = swarm::identity::generate();
     ASSERT_TRUE(other.save(path_).has_value());
@@ -222,6 +227,18 @@ TEST_F(key_file, load_or_create_creates_once_then_loads) {
     auto second = swarm::identity::load_or_create(path_);
     ASSERT_TRUE(second.has_value());
     EXPECT_EQ(second->id(), first->id());
+}
+
+TEST_F(key_file, concurrent_load_or_create_agrees_on_one_identity) {
+    std::vector<std::optional<swarm::node_id>> ids(4);
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        threads.emplace_back([&, i] {
+            if (auto r = swarm::identity::load_or_create(path_)) ids[i] = r->id();
+        });
+    for (auto& t : threads) t.join();
+    auto on_disk = swarm::identity::load(path_).value().id();
+    for (const auto& id : ids) EXPECT_EQ(id, on_disk);
 }
 
 TEST_F(key_file, load_or_create_never_replaces_a_damaged_or_exposed_file) {

@@ -91,8 +91,10 @@ public:
     static bool verify(const ed25519_public_key& signer, std::span<const std::byte> message, const signature& sig);
 
     /// An anonymous sealed box only the holder of `recipient`'s secret key can open;
-    /// seal_overhead bytes longer than `plaintext`.
-    static std::vector<std::byte> seal_to(const x25519_public_key& recipient, std::span<const std::byte> plaintext);
+    /// seal_overhead bytes longer than `plaintext`. errc::invalid_argument when `recipient` is not a usable
+    /// public key (a low-order point such as all zeros, which would make the box readable by anyone).
+    static result<std::vector<std::byte>> seal_to(const x25519_public_key& recipient,
+                                                  std::span<const std::byte> plaintext);
     /// Opens a box sealed to this identity: errc::truncated when shorter than seal_overhead,
     /// errc::authentication_failed when it was sealed to another key or altered.
     result<std::vector<std::byte>> open_sealed(std::span<const std::byte> ciphertext) const;
