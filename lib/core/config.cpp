@@ -2,6 +2,7 @@
 
 #include "core/atomic_file.hpp"
 
+#include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <set>
 
 namespace swarm::inline v0::config {
 namespace {
@@ -296,20 +298,108 @@ std::string enum_choices(std::span<const std::string_view> names) {
     return text;
 }
 
+namespace {
+
+std::string position(std::string_view text, std::size_t offset) {
+    offset = std::min(offset, text.size());
+    auto before = text.substr(0, offset);
+    auto line = 1 + std::count(before.begin(), before.end(), '\n');
+    auto last_newline = before.rfind('\n');
+    auto column = last_newline == std::string_view::npos ? offset + 1 : offset - last_newline;
+    return "line " + std::to_string(line) + ", column " + std::to_string(column);
+}
+
+// A second pass over text already known to be valid JSON: Boost.JSON keeps the last of duplicate keys
+// silently, and in a configuration file the first one is then edited in vain.
+class duplicate_key_finder {
+public:
+    static constexpr std::size_t max_array_size = -1;
+    static constexpr std::size_t max_object_size = -1;
+    static constexpr std::size_t max_string_size = -1;
+    static constexpr std::size_t max_key_size = -1;
+
+    using ec_type = boost::system::error_code;
+    using sv = boost::json::string_view;
+
+    std::optional<std::string> duplicate; // the key path of the first duplicate found
+
+    bool on_document_begin(ec_type&) { return true; }
+    bool on_document_end(ec_type&) { return true; }
+    bool on_array_begin(ec_type&) { return enter(false); }
+    bool on_array_end(std::size_t, ec_type&) { return leave(); }
+    bool on_object_begin(ec_type&) { return enter(true); }
+    bool on_object_end(std::size_t, ec_type&) { return leave(); }
+    bool on_string_part(sv, std::size_t, ec_type&) { return true; }
+    bool on_string(sv, std::size_t, ec_type&) { return value_done(); }
+    bool on_key_part(sv s, std::size_t, ec_type&) {
+        key_.append(s.data(), s.size());
+        return true;
+    }
+    bool on_key(sv s, std::size_t, ec_type& ec) {
+        key_.append(s.data(), s.size());
+        auto& top = frames_.back();
+        top.key = std::move(key_);
+        key_.clear();
+        if (!top.keys.insert(top.key).second) {
+            duplicate = path();
+            ec = make_error_code(errc::malformed);
+            return false;
+        }
+        return true;
+    }
+    bool on_number_part(sv, ec_type&) { return true; }
+    bool on_int64(std::int64_t, sv, ec_type&) { return value_done(); }
+    bool on_uint64(std::uint64_t, sv, ec_type&) { return value_done(); }
+    bool on_double(double, sv, ec_type&) { return value_done(); }
+    bool on_bool(bool, ec_type&) { return value_done(); }
+    bool on_null(ec_type&) { return value_done(); }
+    bool on_comment_part(sv, ec_type&) { return true; }
+    bool on_comment(sv, ec_type&) { return true; }
+
+private:
+    struct frame {
+        bool object = false;
+        std::size_t index = 0;
+        std::string key;
+        std::set<std::string, std::less<>> keys;
+    };
+    bool enter(bool object) {
+        frames_.emplace_back().object = object;
+        return true;
+    }
+    bool leave() {
+        frames_.pop_back();
+        return value_done();
+    }
+    bool value_done() {
+        if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+        return true;
+    }
+    std::string path() const {
+        std::string p;
+        for (const auto& f : frames_) p = f.object ? join_key(p, f.key) : join_index(p, f.index);
+        return p;
+    }
+
+    std::vector<frame> frames_;
+    std::string key_;
+};
+
+} // namespace
+
 detailed_result<boost::json::value> parse_json(std::string_view text) {
     boost::json::parser parser;
     parser.reset();
     boost::system::error_code ec;
     std::size_t consumed = parser.write(text.data(), text.size(), ec);
-    if (ec) {
-        consumed = std::min(consumed, text.size());
-        auto before = text.substr(0, consumed);
-        auto line = 1 + std::count(before.begin(), before.end(), '\n');
-        auto last_newline = before.rfind('\n');
-        auto column = last_newline == std::string_view::npos ? consumed + 1 : consumed - last_newline;
-        return error{errc::malformed, "malformed JSON at line " + std::to_string(line) + ", column " +
-                                          std::to_string(column) + ": " + ec.message()};
-    }
+    if (ec)
+        return error{errc::malformed, "malformed JSON at " + position(text, consumed) + ": " + ec.message()};
+
+    boost::json::basic_parser<duplicate_key_finder> finder(boost::json::parse_options{});
+    consumed = finder.write_some(false, text.data(), text.size(), ec);
+    if (finder.handler().duplicate)
+        return error{errc::malformed,
+                     "duplicate key '" + *finder.handler().duplicate + "' at " + position(text, consumed)};
     return parser.release();
 }
 

@@ -245,6 +245,11 @@ TEST(config, malformed_json_reports_line_and_column) {
     e = parse_error("{\"name\": \"x\"");
     EXPECT_EQ(e, swarm::errc::malformed);
     EXPECT_TRUE(e.message.starts_with("malformed JSON at line 1, column 13: ")) << e.message;
+    e = parse_error("{\n  \"membership\": {\"seeds\": [], \"seeds\": []}\n}");
+    EXPECT_EQ(e, swarm::errc::malformed);
+    EXPECT_EQ(e.message, "duplicate key 'membership.seeds' at line 2, column 37");
+    e = parse_error(R"({"extra_stores": [{"directory": "/a"}, {"directory": "/b", "directory": "/c"}]})");
+    EXPECT_EQ(e.message, "duplicate key 'extra_stores[1].directory' at line 1, column 70");
     e = parse_error("{} {}");
     EXPECT_EQ(e, swarm::errc::malformed);
     EXPECT_EQ(parse_error(""), swarm::errc::malformed);
