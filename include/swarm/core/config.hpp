@@ -213,7 +213,6 @@ maybe_error read_value(const boost::json::value& v, T& out, const std::string& p
     } else if constexpr (std::is_same_v<T, net::endpoint>) {
         return read_endpoint(v, out, path);
     } else if constexpr (named_enum<T>) {
-        std::vector<std::string_view> names;
         if (v.is_string()) {
             for (const auto& entry : describe_enum(T{})) {
                 if (std::string_view(entry.name) == std::string_view(v.get_string())) {
@@ -222,6 +221,7 @@ maybe_error read_value(const boost::json::value& v, T& out, const std::string& p
                 }
             }
         }
+        std::vector<std::string_view> names;
         for (const auto& entry : describe_enum(T{})) names.push_back(entry.name);
         if (!v.is_string()) return wrong_type(path, enum_choices(names), v);
         return invalid_value(path, enum_choices(names), v);
