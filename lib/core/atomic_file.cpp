@@ -95,7 +95,7 @@ detailed_result<void> write_file_atomically(const std::filesystem::path& path, s
     if (file.close() != 0) return fail("close");
 
     if (options.replace) {
-        if (::rename(temp.c_str(), path.c_str()) != 0) return fail("rename into place");
+        if (::rename(temp.c_str(), path.c_str()) != 0) return fail("rename the temporary file over");
     } else {
         // link() refuses an existing target, so of two concurrent creators exactly one wins.
         if (::link(temp.c_str(), path.c_str()) != 0) {
@@ -103,7 +103,7 @@ detailed_result<void> write_file_atomically(const std::filesystem::path& path, s
                 ::unlink(temp.c_str());
                 return error{errc::already_exists, std::string(options.what) + " " + path.string() + " already exists"};
             }
-            return fail("link into place");
+            return fail("link the temporary file to");
         }
         ::unlink(temp.c_str());
     }

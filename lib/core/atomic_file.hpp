@@ -21,7 +21,8 @@ struct atomic_write_options {
 
 /// Writes a temporary file beside `path` (O_CREAT|O_EXCL, `mode`), fsyncs it, moves it into place (rename,
 /// or link when not replacing, so a concurrent creator is never overwritten), then fsyncs the directory.
-/// On failure the target is untouched and the temporary file removed.
+/// A failure before the move leaves the target untouched and removes the temporary file; only the final
+/// directory fsync can fail after the new content is in place.
 detailed_result<void> write_file_atomically(const std::filesystem::path& path, std::span<const std::byte> data,
                                             const atomic_write_options& options);
 

@@ -13,7 +13,6 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <set>
 
 namespace swarm::inline v0::config {

@@ -48,7 +48,8 @@ private:
 };
 
 /// A node's secret keys. Movable, not copyable; the secrets are wiped (sodium_memzero) when destroyed.
-/// A moved-from identity holds no keys and may only be assigned to or destroyed.
+/// A moved-from identity holds no keys and may only be assigned to or destroyed. Const members may be
+/// called from several threads at once.
 class identity {
 public:
     using ed25519_public_key = std::array<std::byte, 32>;
