@@ -55,8 +55,9 @@ TEST(wire, varints_use_the_shortest_form_and_round_trip) {
     EXPECT_EQ(encode([](wire::writer& w) { w.varint(128); }), b({0x80, 0x01}));
     EXPECT_EQ(encode([](wire::writer& w) { w.varint(300); }), b({0xac, 0x02}));
     EXPECT_EQ(encode([](wire::writer& w) { w.varint(std::numeric_limits<std::uint64_t>::max()); }).size(), 10u);
-    for (std::uint64_t v : std::initializer_list<std::uint64_t>{0ULL, 1ULL, 127ULL, 128ULL, 16383ULL, 16384ULL, 1ULL << 35, (1ULL << 63) - 1, 1ULL << 63,
-                            std::numeric_limits<std::uint64_t>::max()}) {
+    const std::uint64_t values[] = {0,         1,         127, 128, 16383, 16384, 1ULL << 35, (1ULL << 63) - 1,
+                                    1ULL << 63, std::numeric_limits<std::uint64_t>::max()};
+    for (std::uint64_t v : values) {
         auto out = encode([&](wire::writer& w) { w.varint(v); });
         EXPECT_EQ(out.size(), wire::varint_size(v));
         wire::reader r(out);
@@ -169,7 +170,8 @@ TEST(wire, invalid_utf8_is_malformed) {
         EXPECT_EQ(r.error(), swarm::errc::malformed);
     }
     for (std::string good : {std::string("plain ascii text, longer than eight"), std::string("\xc3\xa9"),
-                             std::string("\xe2\x82\xac"), std::string("\xf0\x9f\x98\x80"), std::string("\xf4\x8f\xbf\xbf")})
+                             std::string("\xe2\x82\xac"), std::string("\xf0\x9f\x98\x80"),
+                             std::string("\xf4\x8f\xbf\xbf")})
         EXPECT_TRUE(wire::valid_utf8(good)) << good;
 }
 

@@ -153,8 +153,8 @@ public:
     /// Authenticates and decrypts into out (at least sealed.size() - overhead bytes, not overlapping sealed).
     /// Errors, in the order they are checked: errc::truncated (shorter than overhead),
     /// errc::unsupported_version, errc::wrong_cluster, errc::unknown_key, errc::replayed,
-    /// errc::invalid_argument (out too small or overlapping), errc::authentication_failed. On failure out holds no
-    /// plaintext, and the replay window moves only when a message authenticates.
+    /// errc::invalid_argument (out too small or overlapping), errc::authentication_failed. On failure out
+    /// holds no plaintext, and the replay window moves only when a message authenticates.
     result<opened> open(std::span<const std::byte> sealed, std::span<std::byte> out);
     /// The same, into out resized to the plaintext.
     result<opened> open(std::span<const std::byte> sealed, std::vector<std::byte>& out);

@@ -199,7 +199,8 @@ private:
 /// Reads an encoding from a span it does not own; views it returns point into that span.
 class reader {
 public:
-    explicit reader(std::span<const std::byte> in) noexcept : begin_(in.data()), pos_(in.data()), end_(in.data() + in.size()) {}
+    explicit reader(std::span<const std::byte> in) noexcept
+        : begin_(in.data()), pos_(in.data()), end_(in.data() + in.size()) {}
 
     std::uint8_t u8() noexcept {
         if (end_ == pos_) [[unlikely]] return fail(errc::truncated), 0;
@@ -270,6 +271,7 @@ public:
     }
     /// Exactly N bytes into an array-like destination.
     template <std::size_t N>
+        requires(N != std::dynamic_extent)
     void raw_into(std::span<std::byte, N> out) noexcept {
         const auto b = raw(N);
         if (!b.empty()) std::memcpy(out.data(), b.data(), N);
