@@ -80,7 +80,8 @@ TEST(wire, signed_varints_keep_small_magnitudes_short) {
 }
 
 TEST(wire, non_canonical_and_overflowing_varints_are_malformed) {
-    for (auto in : {b({0x80, 0x00}), b({0xff, 0x80, 0x00}),
+    for (auto in : {b({0x80, 0x00}), b({0xff, 0x80, 0x00}), b({0x80, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}),
+                    b({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0}),
                     b({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}),        // 65 bits
                     b({0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})}) { // 11 bytes
         wire::reader r(in);
@@ -162,7 +163,8 @@ TEST(wire, lengths_over_the_maximum_or_the_input_are_too_large) {
 
 TEST(wire, invalid_utf8_is_malformed) {
     for (std::string bad : {std::string("\xc0\xaf"), std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
-                            std::string("\xe2\x82"), std::string("\x80"), std::string("abcdefgh\xff")}) {
+                            std::string("\xe2\x82"), std::string("\x80"), std::string("abcdefgh\xff"),
+                            std::string("abcdefg\xff"), std::string("abcdefghijklmnop\xc3")}) {
         EXPECT_FALSE(wire::valid_utf8(bad)) << bad;
         auto out = encode([&](wire::writer& w) { w.string(bad); });
         wire::reader r(out);
@@ -171,7 +173,7 @@ TEST(wire, invalid_utf8_is_malformed) {
     }
     for (std::string good : {std::string("plain ascii text, longer than eight"), std::string("\xc3\xa9"),
                              std::string("\xe2\x82\xac"), std::string("\xf0\x9f\x98\x80"),
-                             std::string("\xf4\x8f\xbf\xbf")})
+                             std::string("\xf4\x8f\xbf\xbf"), std::string("abcdefghijklmno\xc3\xa9"), std::string()})
         EXPECT_TRUE(wire::valid_utf8(good)) << good;
 }
 

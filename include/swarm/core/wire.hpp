@@ -58,8 +58,31 @@ constexpr std::int64_t unzigzag(std::uint64_t v) noexcept {
     return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
 }
 
+namespace detail {
+bool valid_utf8_slow(const unsigned char* p, const unsigned char* end) noexcept;
+}
+
 /// True when the bytes are well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
-bool valid_utf8(std::string_view text) noexcept;
+inline bool valid_utf8(std::string_view text) noexcept {
+    // Names, addresses and labels are nearly always ASCII: OR every byte together, eight at a time, and look
+    // at the top bits once. Only text with a non-ASCII byte takes the full check.
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t n = text.size();
+    std::uint64_t seen = 0;
+    if (n >= 8) {
+        std::uint64_t word;
+        for (std::size_t i = 0; i + 8 <= n; i += 8) {
+            std::memcpy(&word, p + i, 8);
+            seen |= word;
+        }
+        std::memcpy(&word, p + n - 8, 8); // the tail, overlapping what was already seen
+        seen |= word;
+    } else {
+        for (std::size_t i = 0; i < n; ++i) seen |= p[i];
+    }
+    if ((seen & 0x8080808080808080ULL) == 0) return true;
+    return detail::valid_utf8_slow(p, p + n);
+}
 
 /// What a reader does with bytes left unread when it closes a section.
 enum class trailing {
