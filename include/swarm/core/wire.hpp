@@ -115,20 +115,16 @@ public:
     void boolean(bool v) noexcept { u8(v ? 1 : 0); }
 
     void varint(std::uint64_t v) noexcept {
-        auto* p = grow(varint_size(v));
-        if (!p) return;
-        while (v >= 0x80) {
-            *p++ = std::byte{static_cast<std::uint8_t>(v | 0x80)};
-            v >>= 7;
-        }
-        *p = std::byte{static_cast<std::uint8_t>(v)};
+        if (auto* p = grow(varint_size(v))) put_varint(p, v);
     }
     void svarint(std::int64_t v) noexcept { varint(zigzag(v)); }
 
     /// Length-prefixed.
     void bytes(std::span<const std::byte> b) noexcept {
-        varint(b.size());
-        raw(b);
+        auto* p = grow(varint_size(b.size()) + b.size());
+        if (!p) return;
+        p = put_varint(p, b.size());
+        if (!b.empty()) std::memcpy(p, b.data(), b.size());
     }
     /// Length-prefixed.
     void string(std::string_view s) noexcept { bytes(std::as_bytes(std::span{s.data(), s.size()})); }
@@ -156,13 +152,7 @@ public:
             if (!grow(extra)) return;
             std::memmove(data_ + s.at + 1 + extra, data_ + s.at + 1, body);
         }
-        std::size_t at = s.at;
-        std::uint64_t v = body;
-        while (v >= 0x80) {
-            data_[at++] = std::byte{static_cast<std::uint8_t>(v | 0x80)};
-            v >>= 7;
-        }
-        data_[at] = std::byte{static_cast<std::uint8_t>(v)};
+        put_varint(data_ + s.at, body);
     }
 
     /// Opens a message: version byte, type, then the body section that end_message() closes.
@@ -191,6 +181,16 @@ public:
     }
 
 private:
+    /// Writes v as a varint at p (varint_size(v) bytes) and returns the byte after it.
+    static std::byte* put_varint(std::byte* p, std::uint64_t v) noexcept {
+        while (v >= 0x80) {
+            *p++ = std::byte{static_cast<std::uint8_t>(v | 0x80)};
+            v >>= 7;
+        }
+        *p++ = std::byte{static_cast<std::uint8_t>(v)};
+        return p;
+    }
+
     template <class T>
     void put_be(T v) noexcept {
         auto* p = grow(sizeof(T));
