@@ -208,6 +208,29 @@ TEST(wire, sections_patch_their_length_even_past_one_byte) {
     }
 }
 
+TEST(wire, nested_sections_survive_an_inner_length_growing) {
+    const bytes inner_body(200, std::byte{0x11});
+    auto out = encode([&](wire::writer& w) {
+        auto outer = w.begin_section();
+        w.u8(0x01);
+        auto inner = w.begin_section();
+        w.raw(inner_body);
+        w.end_section(inner); // a two-byte length: the body moves, inside the outer section
+        w.u8(0x02);
+        w.end_section(outer);
+    });
+    wire::reader r(out);
+    auto outer = r.begin_section(1024);
+    EXPECT_EQ(r.remaining(), 1 + 2 + 200 + 1u);
+    EXPECT_EQ(r.u8(), 0x01);
+    auto inner = r.begin_section(1024);
+    EXPECT_TRUE(std::ranges::equal(r.raw(200), inner_body));
+    r.end_section(inner, wire::trailing::reject);
+    EXPECT_EQ(r.u8(), 0x02);
+    r.end_section(outer, wire::trailing::reject);
+    EXPECT_TRUE(r.finish().has_value());
+}
+
 TEST(wire, reads_stop_at_the_end_of_a_section) {
     auto out = encode([](wire::writer& w) {
         auto s = w.begin_section();

@@ -138,7 +138,8 @@ public:
     struct section {
         std::size_t at;
     };
-    /// Opens a nested section; its varint length is patched in by end_section().
+    /// Opens a nested section; its varint length is patched in by end_section(). Sections nest, and close in
+    /// the reverse order of opening.
     section begin_section() noexcept {
         const section s{size_};
         u8(0); // a one-byte placeholder: most sections are short, longer ones move their body once
