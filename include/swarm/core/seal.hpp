@@ -3,7 +3,7 @@
 //
 // Sealed datagram (version 1), header in clear and authenticated:
 //   0   u8      format version (1)
-//   1   4 bytes label tag: the first 4 bytes of BLAKE2b-256 of the cluster label
+//   1   4 bytes label tag: the first 4 bytes of the label hash, BLAKE2b-256 of a domain string and the label
 //   5   4 bytes key id: the first 4 bytes of BLAKE2b keyed with the key, over a fixed string
 //   9   u64 BE  sender
 //   17  u64 BE  sequence
@@ -27,13 +27,14 @@
 // enter the table only after a message from them authenticates, so forged traffic cannot flush it. The table
 // is bounded (replay_config::max_senders) and evicts the least recently heard sender. Residual risk: once a
 // sender is evicted, messages of it that an attacker recorded can be replayed once each, until the
-// sender's next genuine message re-enters it. Size the table above the cluster size to make this a
-// non-issue for live members.
+// sender's next genuine message re-enters it. An opener that restarts starts with an empty table and has
+// the same exposure for every sender. Size the table above the cluster size so that eviction never touches
+// live members, and let the protocol above reject stale content (incarnations, timestamps) as well.
 //
 // Restarts: a restarted sender must start above the sequences its previous life used, or its messages are
 // rejected as replays until it passes them. The caller chooses the first sequence, e.g. the wall-clock time
-// in microseconds (monotonic across restarts unless the clock steps back, at most 2^64 / 1e6 / 86400 /
-// 365 ≈ 584,000 years of headroom), or a persisted epoch counter shifted left by 32 bits.
+// in microseconds (safe while the clock does not step back and the sender averages under one message per
+// microsecond; 2^64 microseconds is about 584,000 years), or a persisted epoch counter shifted left by 32.
 //
 // Threading: keyring methods may be called from any thread at any time; a sealer or an opener is used from
 // one thread (strand) at a time, and picks up keyring changes at its next call.
