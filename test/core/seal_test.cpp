@@ -41,7 +41,8 @@ TEST(seal, round_trip_reports_sender_sequence_and_key) {
     seal::sealer s(ring, "prod", 0xabcdef, 100);
     seal::opener o(ring, "prod");
     auto msg = sealed_by(s, "hello swarm");
-    EXPECT_EQ(msg.size(), 11 + seal::overhead);
+    EXPECT_EQ(msg.size(), 11 + seal::sealer::overhead);
+    static_assert(seal::sealer::overhead == 49);
     EXPECT_EQ(s.next_sequence(), 101u);
     bytes out;
     auto r = o.open(msg, out);

@@ -102,6 +102,9 @@ private:
 /// Seals datagrams from one sender. Not thread-safe; a moved-from sealer may only be destroyed or assigned.
 class sealer {
 public:
+    /// Bytes a sealed datagram has beyond its plaintext (the namespace's overhead, for sealer::overhead users).
+    static constexpr std::size_t overhead = ::swarm::seal::overhead;
+
     /// first_sequence: the sequence of the first message; see "Restarts" above for choosing it.
     sealer(const keyring& keys, std::string_view label, std::uint64_t sender, std::uint64_t first_sequence);
     ~sealer();
