@@ -250,6 +250,9 @@ TEST(seal, replay_config_is_validated) {
     EXPECT_EQ(zero.error(), swarm::errc::config_invalid_value);
     EXPECT_NE(zero.error().message.find("max_senders"), std::string::npos);
     EXPECT_FALSE(seal::replay_config{.max_senders = std::size_t{1} << 30}.validate().has_value());
+    // An opener refuses to start with an invalid one: a contract violation, not a silent clamp.
+    auto ring = ring_with(1);
+    EXPECT_DEATH(seal::opener(ring, "prod", seal::replay_config{.max_senders = 0}), "");
 }
 
 TEST(seal, a_restarted_sender_with_a_higher_first_sequence_is_accepted) {
