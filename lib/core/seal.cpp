@@ -59,6 +59,13 @@ std::uint32_t load_be32(const std::byte* p) noexcept {
     return v;
 }
 
+/// Whether two buffers share a byte; std::less gives a total order even across unrelated arrays.
+bool overlaps(std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
+    if (a.empty() || b.empty()) return false;
+    const std::less<const std::byte*> before;
+    return before(a.data(), b.data() + b.size()) && before(b.data(), a.data() + a.size());
+}
+
 /// BLAKE2b-256 of the label under a domain string, so the hash means nothing outside this format.
 std::array<std::byte, label_hash_size> hash_label(std::string_view label) {
     static constexpr std::string_view domain{"swarm seal label v1", 20}; // the terminating zero included
@@ -247,10 +254,7 @@ std::uint64_t sealer::next_sequence() const noexcept { return impl_->next; }
 result<std::size_t> sealer::seal(std::span<const std::byte> plaintext, std::span<std::byte> out) {
     auto& s = *impl_;
     if (out.size() < overhead || out.size() - overhead < plaintext.size()) return errc::invalid_argument;
-    const std::less<const std::byte*> before;
-    if (!plaintext.empty() && before(out.data(), plaintext.data() + plaintext.size()) &&
-        before(plaintext.data(), out.data() + out.size()))
-        return errc::invalid_argument;
+    if (overlaps(plaintext, out) && plaintext.data() != out.data() + header_size) return errc::invalid_argument;
     const auto& ring = s.keys.current();
     if (ring.keys.empty()) return errc::unknown_key;
     // The last value is never used, so "exhausted" needs no extra state.
@@ -430,9 +434,7 @@ result<opened> opener::open(std::span<const std::byte> sealed, std::span<std::by
     if (slot != none && s.replay.seen(slot, sequence)) return errc::replayed;
     const std::size_t size = sealed.size() - overhead;
     if (out.size() < size) return errc::invalid_argument;
-    const std::less<const std::byte*> before;
-    if (size != 0 && before(out.data(), sealed.data() + sealed.size()) && before(sealed.data(), out.data() + size))
-        return errc::invalid_argument;
+    if (overlaps(sealed, out.first(size)) && out.data() != sealed.data() + header_size) return errc::invalid_argument;
 
     std::memcpy(s.ad.data(), h, header_size);
     unsigned long long written = 0;

@@ -193,6 +193,22 @@ TEST(seal, sealing_needs_a_key_and_room) {
     EXPECT_EQ(last.seal(plain).error(), swarm::errc::too_large);
 }
 
+TEST(seal, seals_and_opens_in_place) {
+    auto ring = ring_with(1);
+    seal::sealer s(ring, "prod", 7, 1);
+    seal::opener o(ring, "prod");
+    const auto plain = text("encoded right where it will be sealed");
+    bytes buffer(plain.size() + seal::overhead);
+    std::ranges::copy(plain, buffer.begin() + seal::header_size);
+    auto body = std::span{buffer}.subspan(seal::header_size, plain.size());
+    ASSERT_EQ(s.seal(body, buffer).value(), buffer.size());
+    auto r = o.open(buffer, body);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(std::ranges::equal(body, plain));
+    // Overlapping by any other offset is refused.
+    EXPECT_EQ(o.open(buffer, std::span{buffer}.subspan(1, plain.size())).error(), swarm::errc::invalid_argument);
+}
+
 TEST(seal, every_short_input_is_rejected_cleanly) {
     auto ring = ring_with(1);
     seal::sealer s(ring, "prod", 7, 1);

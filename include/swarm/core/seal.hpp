@@ -111,9 +111,10 @@ public:
     sealer(sealer&&) noexcept;
     sealer& operator=(sealer&&) noexcept;
 
-    /// Writes plaintext.size() + overhead bytes to out and returns that size. errc::invalid_argument when out
-    /// is too small or overlaps plaintext, errc::unknown_key when the ring has no key, errc::too_large once
-    /// the sequence space is exhausted.
+    /// Writes plaintext.size() + overhead bytes to out and returns that size. The plaintext may sit exactly in
+    /// place, at out + header_size (a message encoded there is sealed without a copy). Errors:
+    /// errc::invalid_argument when out is too small or overlaps plaintext otherwise, errc::unknown_key when
+    /// the ring has no key, errc::too_large once the sequence space is exhausted.
     result<std::size_t> seal(std::span<const std::byte> plaintext, std::span<std::byte> out);
     /// The same, into a new vector.
     result<std::vector<std::byte>> seal(std::span<const std::byte> plaintext);
@@ -154,7 +155,8 @@ public:
     opener(opener&&) noexcept;
     opener& operator=(opener&&) noexcept;
 
-    /// Authenticates and decrypts into out (at least sealed.size() - overhead bytes, not overlapping sealed).
+    /// Authenticates and decrypts into out: at least sealed.size() - overhead bytes, not overlapping sealed
+    /// unless exactly in place (out starting at sealed + header_size).
     /// Errors, in the order they are checked: errc::truncated (shorter than overhead),
     /// errc::unsupported_version, errc::wrong_cluster, errc::unknown_key, errc::replayed,
     /// errc::invalid_argument (out too small or overlapping), errc::authentication_failed. On failure out
