@@ -205,8 +205,10 @@ TEST(seal, seals_and_opens_in_place) {
     auto r = o.open(buffer, body);
     ASSERT_TRUE(r.has_value());
     EXPECT_TRUE(std::ranges::equal(body, plain));
-    // Overlapping by any other offset is refused.
-    EXPECT_EQ(o.open(buffer, std::span{buffer}.subspan(1, plain.size())).error(), swarm::errc::invalid_argument);
+    // Overlapping by any other offset is refused (checked before authentication, so a fresh opener).
+    seal::opener fresh(ring, "prod");
+    EXPECT_EQ(fresh.open(buffer, std::span{buffer}.subspan(1, plain.size())).error(), swarm::errc::invalid_argument);
+    EXPECT_EQ(s.seal(std::span{buffer}.subspan(1, 8), buffer).error(), swarm::errc::invalid_argument);
 }
 
 TEST(seal, every_short_input_is_rejected_cleanly) {
