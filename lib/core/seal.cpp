@@ -126,7 +126,7 @@ struct keyring::impl {
         return current;
     }
 
-    /// Builds the next version from the current one; edit returns false (and an error) to abandon it.
+    /// Builds the next version from the current one; an error from edit abandons it (and wipes it).
     template <class Edit>
     result<void> change(Edit edit) {
         std::lock_guard lock(mutex);
