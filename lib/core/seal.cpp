@@ -1,5 +1,7 @@
 #include <swarm/core/seal.hpp>
 
+#include "sodium_init.hpp"
+
 #include <gsl/assert>
 #include <sodium.h>
 
@@ -30,14 +32,6 @@ constexpr std::size_t label_hash_size = 32;
 constexpr std::size_t ad_size = header_size + label_hash_size;
 static_assert(salt_at + 8 == header_size);
 static_assert(header_size - nonce_at == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-
-void ensure_sodium() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        // Fails only when the OS offers no randomness: nothing in this file can be safe then.
-        if (sodium_init() < 0) std::abort();
-    });
-}
 
 unsigned char* u(std::byte* p) noexcept { return reinterpret_cast<unsigned char*>(p); }
 const unsigned char* u(const std::byte* p) noexcept { return reinterpret_cast<const unsigned char*>(p); }
@@ -104,7 +98,7 @@ struct snapshot {
 } // namespace
 
 key_id id_of(std::span<const std::byte, key_size> key) noexcept {
-    ensure_sodium();
+    detail::sodium_init_once();
     static constexpr std::string_view context{"swarm seal key id v1"};
     std::array<unsigned char, crypto_generichash_BYTES_MIN> h{};
     crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(context.data()), context.size(),
@@ -163,7 +157,7 @@ private:
     }
 };
 
-keyring::keyring() : impl_(std::make_shared<impl>()) { ensure_sodium(); }
+keyring::keyring() : impl_(std::make_shared<impl>()) { detail::sodium_init_once(); }
 keyring::~keyring() = default;
 keyring::keyring(const keyring&) = default;
 keyring& keyring::operator=(const keyring&) = default;
@@ -241,7 +235,7 @@ struct sealer::impl {
 };
 
 sealer::sealer(const keyring& ring, std::string_view label, std::uint64_t sender, std::uint64_t first_sequence) {
-    ensure_sodium();
+    detail::sodium_init_once();
     impl_ = std::make_unique<impl>(ring.impl_, label, sender, first_sequence);
 }
 sealer::~sealer() = default;
@@ -410,7 +404,7 @@ struct opener::impl {
 
 opener::opener(const keyring& ring, std::string_view label, replay_config replay) {
     Expects(replay.validate().has_value());
-    ensure_sodium();
+    detail::sodium_init_once();
     impl_ = std::make_unique<impl>(ring.impl_, label, replay);
 }
 opener::~opener() = default;
