@@ -35,7 +35,8 @@ public:
         return *this;
     }
     statement& bind(int i, std::string_view text) {
-        sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+        // An empty view may carry a null pointer, which SQLite would bind as NULL rather than ''.
+        sqlite3_bind_text(stmt_, i, text.empty() ? "" : text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
         return *this;
     }
     statement& bind(int i, std::uint64_t v) {

@@ -320,6 +320,7 @@ detailed_result<std::uint64_t> object_store::impl::get(std::string_view name, st
     if (range.offset > m->size)
         return error{errc::invalid_argument, fmt::format("offset {} is past the end of '{}' ({} bytes)", range.offset, name, m->size)};
     const std::uint64_t stop = range.offset + std::min(range.length, m->size - range.offset);
+    if (stop == range.offset) return std::uint64_t{0};
 
     std::uint64_t at = 0, written = 0;
     for (std::size_t c = 0; c < m->chunks.size() && at < stop; ++c) {
