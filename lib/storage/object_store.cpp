@@ -93,7 +93,7 @@ struct object_store::impl {
     detail::compressor compressor;
 
     // Working buffers, sized for one stripe: memory does not grow with the object.
-    std::vector<std::uint8_t> input;      // 2 x max chunk, the chunker's lookahead
+    std::vector<std::uint8_t> input;      // 4 x max chunk: the chunker's lookahead plus read-ahead
     std::vector<std::uint8_t> sealed;     // k fragments, back to back: the sealed chunk plus padding
     std::vector<std::vector<std::uint8_t>> parity;  // m fragments
     std::vector<std::vector<std::uint8_t>> rebuilt; // up to m fragments rebuilt by repair
@@ -222,7 +222,7 @@ detailed_result<object_info> object_store::impl::put(std::string_view name, std:
         return error{errc::invalid_argument, fmt::format("object name must be 1 to {} bytes", max_name)};
     if (options.readers.empty()) return error{errc::invalid_argument, "put needs at least one reader public key"};
     const std::size_t max = config.chunking.max_size;
-    input.resize(2 * max);
+    input.resize(4 * max); // refills move under max bytes per 3 x max consumed
     std::size_t begin = 0, end = 0;
     bool eof = false;
     auto refill = [&]() -> detailed_result<void> {
