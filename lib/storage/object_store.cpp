@@ -9,12 +9,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <fstream>
 #include <istream>
 #include <ostream>
 #include <set>
+#include <thread>
 
 namespace swarm::inline v0::storage {
 
@@ -45,9 +47,9 @@ detailed_result<void> chunking_config::validate() const {
 detailed_result<void> object_store_config::validate() const {
     if (auto r = erasure.validate(); !r) return r;
     if (auto r = chunking.validate(); !r) return r;
-    if (cipher != cipher_suite::xchacha20_poly1305 && cipher != cipher_suite::aes256_gcm)
+    if (cipher != cipher_suite::automatic && cipher != cipher_suite::xchacha20_poly1305 && cipher != cipher_suite::aes256_gcm)
         return error{errc::config_invalid_value, "cipher: unknown suite"};
-    if (!detail::cipher_available(cipher))
+    if (cipher != cipher_suite::automatic && !detail::cipher_available(cipher))
         return error{errc::config_invalid_value, "cipher: AES-256-GCM needs AES-NI, which this CPU lacks"};
     if (inline_limit > chunking.max_size)
         return error{errc::config_invalid_value,
@@ -426,7 +428,15 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
     if (!rows) return rows.error();
     repair_report report;
     for (auto& b : rebuilt) b.clear();
+    const auto started = std::chrono::steady_clock::now();
     for (const auto& row : *rows) {
+        if (options.max_bytes_per_second > 0) {
+            // Pace by the bytes moved so far: sleep until they fit the budget, so foreground work keeps its share.
+            const auto due = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(
+                                           static_cast<double>(report.bytes_read + report.bytes_written) /
+                                           static_cast<double>(options.max_bytes_per_second)));
+            std::this_thread::sleep_until(due);
+        }
         ++report.stripes;
         const std::size_t frag = fragment(row.stored_size);
         size_buffers(frag);
@@ -521,6 +531,7 @@ detailed_result<object_store> object_store::open(const std::filesystem::path& ca
     return guarded([&]() -> detailed_result<object_store> {
         if (!detail::crypto_ready()) return error{errc::io_error, "libsodium failed to initialise"};
         if (auto r = config.validate(); !r) return r.error();
+        if (config.cipher == cipher_suite::automatic) config.cipher = fastest_cipher();
         if (stores.size() < config.erasure.total() || stores.size() > 256)
             return error{errc::invalid_argument, fmt::format("{} shard stores given; {}+{} needs {} to 256", stores.size(),
                                                              config.erasure.data_shards, config.erasure.parity_shards,

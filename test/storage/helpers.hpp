@@ -70,6 +70,10 @@ public:
         store_.emplace(std::move(*opened));
     }
 
+    void reopen(const object_store_config& config) {
+        config_ = config;
+        reopen();
+    }
     void close() { store_.reset(); }
 
     object_store& store() { return *store_; }

@@ -49,9 +49,14 @@ struct chunking_config {
 };
 
 enum class cipher_suite : std::uint8_t {
+    automatic = 0, // resolved when the store opens: AES-256-GCM where the CPU has it and it measures faster
     xchacha20_poly1305 = 1,
-    aes256_gcm = 2, // only where the CPU has AES-NI; bench/storage says whether it is faster here
+    aes256_gcm = 2, // only where the CPU has AES-NI
 };
+
+/// The faster of the two suites on this CPU, timed once per process over a few hundred KiB (a millisecond or
+/// so); XChaCha20-Poly1305 wherever AES-256-GCM is unavailable.
+cipher_suite fastest_cipher();
 
 enum class compression_mode : std::uint8_t {
     none,

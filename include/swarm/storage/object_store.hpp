@@ -32,7 +32,7 @@ namespace swarm::inline v0::storage {
 struct object_store_config {
     erasure_config erasure;
     chunking_config chunking;
-    cipher_suite cipher = cipher_suite::xchacha20_poly1305;
+    cipher_suite cipher = cipher_suite::automatic; // recorded per object, so a store may mix suites
     compression_mode compression = compression_mode::automatic;
     std::size_t inline_limit = 16 * 1024; // objects this size or smaller live in their manifest
 
@@ -77,6 +77,7 @@ struct verify_report {
 
 struct repair_options {
     bool deep = false; // read every shard (finds silent corruption) instead of exactly k per stripe
+    std::uint64_t max_bytes_per_second = 0; // shard bytes read plus written; 0 for no limit
     progress_function progress; // stripes done
 };
 
