@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <climits>
 #include <chrono>
 #include <cstring>
 #include <exception>
@@ -157,8 +158,9 @@ struct object_store::impl {
         return stripe_row{id, stored, std::move(*locations)};
     }
 
-    // Reads the first k intact shards of a stripe into the working buffers and rebuilds the data fragments.
-    detailed_result<void> read_stripe(const chunk_id& id, std::uint64_t stored) {
+    // Reads the first k intact shards of a stripe (never shard `skip`) into the working buffers and rebuilds
+    // the data fragments.
+    detailed_result<void> read_stripe(const chunk_id& id, std::uint64_t stored, unsigned skip = UINT_MAX) {
         auto row = catalog.stripe(id);
         if (!row) return io("catalog read failed");
         if (!*row) return error{errc::data_unavailable, fmt::format("stripe {} is not in the catalog", hex_prefix(id))};
@@ -167,6 +169,7 @@ struct object_store::impl {
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
         for (unsigned i = 0; i < n() && present.size() < k(); ++i) {
+            if (i == skip) continue;
             auto r = stores[(**row).locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(i, frag), frag));
             if (!r) continue; // missing or corrupt: the next shard stands in
             present.push_back(i);
@@ -344,8 +347,12 @@ detailed_result<std::uint64_t> object_store::impl::get(std::string_view name, st
         const std::size_t opened = chunk.stored_size - detail::tag_size;
         auto& target = chunk.compressed ? packed : plain;
         if (target.size() < opened) target.resize(opened);
-        if (!detail::open_chunk(m->cipher, key, sealed_bytes, target.data()))
-            return error{errc::authentication_failed, fmt::format("chunk {} of '{}' does not authenticate", c, name)};
+        bool authentic = detail::open_chunk(m->cipher, key, sealed_bytes, target.data());
+        // A shard can pass its checksum and still be wrong (a faulty or hostile store rewrote it): leave each
+        // shard out in turn until the stripe authenticates.
+        for (unsigned skip = 0; !authentic && !m->is_inline && skip < n(); ++skip)
+            authentic = read_stripe(chunk.id, chunk.stored_size, skip) && detail::open_chunk(m->cipher, key, sealed_bytes, target.data());
+        if (!authentic) return error{errc::authentication_failed, fmt::format("chunk {} of '{}' does not authenticate", c, name)};
         if (chunk.compressed) {
             if (plain.size() < chunk.plain_size) plain.resize(chunk.plain_size);
             if (!compressor.decompress(std::span(packed.data(), opened), std::span(plain.data(), chunk.plain_size)))

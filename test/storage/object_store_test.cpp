@@ -162,22 +162,31 @@ TEST(ObjectStore, EveryKindOfCorruptionIsDetectedSkippedAndRepaired) {
     EXPECT_EQ(c.get("x"), data);
 }
 
-TEST(ObjectStore, ParityThatDisagreesWithValidChecksumsIsReported) {
+TEST(ObjectStore, AShardWithAValidChecksumButWrongBytesIsReportedAndReadAround) {
     auto config = small_config(4, 2);
     cluster c(config);
-    ASSERT_TRUE(c.put("x", random_bytes(3000, 13))); // one stripe
-    // Replace one shard with another of the same length but different bytes and a valid header: simulate by
-    // writing through the store API, as a faulty or malicious node would.
-    auto store = std::move(*open_local_shard_store(c.node_dir(0)));
-    auto ids = *store->list();
-    ASSERT_FALSE(ids.empty());
-    std::filesystem::path f = c.shard_files(0)[0];
-    const auto size = std::filesystem::file_size(f) - 56;
-    ASSERT_TRUE(store->put(ids[0], std::vector<std::byte>(size, std::byte{0x5a})));
+    const auto data = random_bytes(3000, 13); // one stripe
+    ASSERT_TRUE(c.put("x", data));
+    // Rewrite data shard 0, the first a read uses, with other bytes and a valid header, through the store API
+    // as a faulty or hostile node would.
+    bool rewritten = false;
+    for (std::size_t node = 0; node < c.nodes() && !rewritten; ++node) {
+        auto store = std::move(*open_local_shard_store(c.node_dir(node)));
+        for (const auto& id : *store->list()) {
+            if (id.index != 0) continue;
+            const auto size = std::filesystem::file_size(c.shard_files(node)[0]) - 56;
+            ASSERT_TRUE(store->put(id, std::vector<std::byte>(size, std::byte{0x5a})));
+            ASSERT_TRUE(store->sync());
+            rewritten = true;
+        }
+    }
+    ASSERT_TRUE(rewritten);
     auto report = c.store().verify("x");
     ASSERT_TRUE(report);
     EXPECT_EQ(report->inconsistent_stripes, 1U);
     EXPECT_FALSE(report->healthy());
+    // A get leaves the lying shard out once the stripe fails to authenticate.
+    EXPECT_EQ(c.get("x"), data);
 }
 
 TEST(ObjectStore, RepairAfterLosingANodeReadsExactlyKPerStripe) {
