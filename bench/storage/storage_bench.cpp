@@ -12,6 +12,7 @@
 #include "storage/crypto.hpp"
 #include "storage/erasure.hpp"
 
+#include <swarm/storage/durability.hpp>
 #include <swarm/storage/object_store.hpp>
 
 #include <fmt/format.h>
@@ -218,6 +219,12 @@ int main(int argc, char** argv) {
     fmt::print("| repair reference R_crc: rebuild 1 shard from 10 + CRC-64 of 11, per byte rebuilt | {:.2f} |\n", t_repair_crc);
     fmt::print("| repair reference R_hash: rebuild 1 shard from 10 + BLAKE2b of 11, per byte rebuilt | {:.3f} |\n", t_repair_hash);
     fmt::print("\nC_put = {:.3f} GB/s, C_get = {:.3f} GB/s\n\n", c.put, c.get);
+
+    const durability_params durability{}; // 10+4, 14 nodes, 10 % yearly node failure, 24 h repair, one year
+    const auto estimate = estimate_durability(durability).value();
+    fmt::print("durability, 10+4 on 14 nodes, 10 %/year node failure, 24 h repair: stripe loss {:.3g}/year, "
+               "MTTDL {:.3g} years, {:.1f} nines\n\n",
+               estimate.stripe_loss_probability, estimate.stripe_mttdl_years, estimate.nines);
 
     const std::uint64_t size = size_mib << 20;
     const fs::path source = tmpfs.parent_path() / "swarm-bench-storage-source.bin";

@@ -79,9 +79,12 @@ detailed_result<durability_estimate> estimate_durability(const durability_params
     loss += std::max(tail, 0.0) * absorbed; // the unsummed tail, bounded by the mass absorbed so far
     out.stripe_loss_probability = std::clamp(loss, 0.0, 1.0);
 
-    // Distinct node sets bound how many stripes fail independently.
-    const double log_sets = std::lgamma(params.nodes + 1.0) - std::lgamma(n + 1.0) - std::lgamma(params.nodes - n + 1.0);
-    const double groups = std::min(static_cast<double>(params.stripes), std::exp(std::min(log_sets, 700.0)));
+    // Loss needs m+1 nodes down at once that a stripe spans. A stripe spans C(n, m+1) such sets out of the
+    // C(nodes, m+1) there are, so beyond C(nodes, m+1) / C(n, m+1) stripes more stripes add no new ways to lose
+    // data: that many groups, taken as independent, bound the system figure.
+    auto log_choose = [](double a, double b) { return std::lgamma(a + 1) - std::lgamma(b + 1) - std::lgamma(a - b + 1); };
+    const double log_groups = log_choose(params.nodes, m + 1) - log_choose(n, m + 1);
+    const double groups = std::min(static_cast<double>(params.stripes), std::exp(std::min(log_groups, 700.0)));
     out.system_loss_probability = -std::expm1(groups * std::log1p(-out.stripe_loss_probability));
     out.nines = out.system_loss_probability > 0 ? -std::log10(out.system_loss_probability) : INFINITY;
     return out;

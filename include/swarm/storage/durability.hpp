@@ -28,8 +28,9 @@ struct durability_estimate {
 
 /// A birth-death Markov chain per stripe: state i = shards lost; each of the k+m-i live nodes fails at rate
 /// lambda = -ln(1 - yearly_node_failure); each lost shard is rebuilt independently at rate 1/repair_hours;
-/// state m+1 is loss. The horizon probability is exact (uniformisation). Stripes on distinct node sets are
-/// treated as independent; at most C(nodes, k+m) distinct sets exist, which bounds the system figure.
+/// state m+1 is loss. The horizon probability is exact (uniformisation). For many stripes, loss needs some
+/// m+1 nodes down together that one stripe spans; the system figure treats min(stripes, C(nodes, m+1) /
+/// C(k+m, m+1)) groups as independent, an approximation that errs towards more loss.
 detailed_result<durability_estimate> estimate_durability(const durability_params& params);
 
 /// Simulates nodes failing and being repaired, event by event, for `trials` horizons of one stripe; returns
