@@ -13,6 +13,7 @@ constexpr std::array<std::uint8_t, 4> magic{'S', 'W', 'M', 'F'};
 constexpr std::uint8_t version = 1;
 constexpr std::uint8_t flag_inline = 1;
 constexpr std::uint8_t flag_compressed = 1;
+constexpr std::uint64_t max_chunk = 64 * 1024 * 1024; // chunking_config's bound
 
 void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
     while (v >= 0x80) {
@@ -134,7 +135,10 @@ detailed_result<manifest> manifest::decode(std::span<const std::uint8_t> bytes) 
         if (!in.fixed(c.id) || !in.varint(c.plain_size) || !in.varint(c.stored_size) || !in.byte(f))
             return bad("truncated chunk");
         c.compressed = (f & flag_compressed) != 0;
-        if (c.stored_size < tag_size || c.stored_size > (std::uint64_t{1} << 40)) return bad("bad chunk size");
+        // Compression is kept only when it shrinks a chunk, and chunks are at most 64 MiB: a manifest that
+        // claims otherwise would make a reader allocate without bound.
+        if (c.plain_size > max_chunk || c.stored_size < tag_size || c.stored_size > c.plain_size + tag_size)
+            return bad("bad chunk size");
         if (!c.compressed && c.stored_size != c.plain_size + tag_size) return bad("chunk sizes disagree");
         total += c.plain_size;
     }

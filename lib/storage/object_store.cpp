@@ -238,8 +238,9 @@ detailed_result<object_info> object_store::impl::put(std::string_view name, std:
         while (!eof && end < input.size()) {
             in.read(reinterpret_cast<char*>(input.data() + end), static_cast<std::streamsize>(input.size() - end));
             end += static_cast<std::size_t>(in.gcount());
-            if (in.bad()) return io(fmt::format("reading the input of '{}' failed", name));
-            eof = in.eof() || in.fail();
+            // A short read sets failbit together with eofbit; failbit alone means the stream broke.
+            if (in.bad() || (in.fail() && !in.eof())) return io(fmt::format("reading the input of '{}' failed", name));
+            eof = in.eof();
         }
         return {};
     };

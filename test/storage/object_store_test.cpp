@@ -58,6 +58,21 @@ TEST(ObjectStore, SmallObjectsLiveInTheManifest) {
     EXPECT_EQ(c.get("tiny"), "hello");
     EXPECT_EQ(c.get("empty"), "");
     EXPECT_EQ(c.get("tiny", {1, 3}), "ell");
+    std::string text;
+    while (text.size() < 12'000) text += "compressible, and small enough to inline. ";
+    ASSERT_TRUE(c.put("text", text));
+    EXPECT_EQ(c.total_shard_files(), 0U);
+    EXPECT_EQ(c.get("text"), text);
+}
+
+TEST(ObjectStore, AStreamAlreadyBrokenIsAnErrorNotAnEmptyObject) {
+    cluster c(small_config());
+    std::istringstream in("data");
+    in.setstate(std::ios::failbit);
+    auto r = c.store().put("x", in, c.writer());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), errc::io_error);
+    EXPECT_FALSE(c.store().stat("x"));
 }
 
 TEST(ObjectStore, AnyKOfTheShardsServeAGet) {
