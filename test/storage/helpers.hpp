@@ -98,6 +98,7 @@ public:
     }
 
     put_options writer() const { return {secret_, {reader_.public_key}, {}}; }
+    const key32& secret() const { return secret_; }
     const reader_keys& reader() const { return reader_; }
 
     detailed_result<object_info> put(const std::string& name, const std::string& data) {

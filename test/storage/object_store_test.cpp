@@ -461,3 +461,45 @@ TEST(ObjectStore, RepairHonoursItsRateLimit) {
 
 } // namespace
 } // namespace swarm::storage
+
+#include "storage/crypto.hpp"
+
+namespace swarm::storage {
+namespace {
+
+using namespace swarm::storage::testing;
+
+bool any_file_contains(const std::filesystem::path& root, std::string_view needle) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+        if (!e.is_regular_file()) continue;
+        std::ifstream f(e.path(), std::ios::binary);
+        const std::string content(std::istreambuf_iterator<char>(f), {});
+        if (content.find(needle) != std::string::npos) return true;
+    }
+    return false;
+}
+
+std::string_view as_text(const key32& k) { return {reinterpret_cast<const char*>(k.data()), k.size()}; }
+
+TEST(ObjectStore, NoSecretOrPlaintextReachesTheDisk) {
+    auto config = small_config(4, 2);
+    config.chunking.mode = chunking_mode::fixed;
+    config.compression = compression_mode::none;
+    config.inline_limit = 8192;
+    cluster c(config);
+    const auto big = random_bytes(65536, 40), small = random_bytes(5000, 41);
+    ASSERT_TRUE(c.put("big", big));
+    ASSERT_TRUE(c.put("small", small)); // inline, in the catalog
+    c.close();                          // checkpoints the catalog's WAL into its file
+    const auto keys = detail::derive_chunk_keys(c.secret(), fastest_cipher(),
+                                                {reinterpret_cast<const std::uint8_t*>(big.data()), big.size()});
+    EXPECT_TRUE(any_file_contains(c.root(), as_text(keys.id))); // the id is public: the search works
+    EXPECT_FALSE(any_file_contains(c.root(), as_text(keys.key)));
+    EXPECT_FALSE(any_file_contains(c.root(), as_text(c.secret())));
+    EXPECT_FALSE(any_file_contains(c.root(), as_text(c.reader().secret_key)));
+    EXPECT_FALSE(any_file_contains(c.root(), std::string_view(big).substr(1000, 32)));
+    EXPECT_FALSE(any_file_contains(c.root(), std::string_view(small).substr(1000, 32)));
+}
+
+} // namespace
+} // namespace swarm::storage
