@@ -129,7 +129,8 @@ public:
     detailed_result<verify_report> verify(std::string_view name = {});
     /// Rebuilds missing (and, when found, corrupt) shards of the object (or all stripes when name is empty).
     detailed_result<repair_report> repair(std::string_view name = {}, const repair_options& options = {});
-    /// Removes shards that no object references, such as those of a put that crashed.
+    /// Removes shards that no object in this catalog references, such as those of a put that crashed. The
+    /// stores therefore belong to one catalog: never share them with another object_store.
     detailed_result<gc_report> collect_garbage();
 
 private:
