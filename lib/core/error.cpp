@@ -36,6 +36,7 @@ public:
         case errc::shut_down: return "shut down";
         case errc::unreachable: return "destination unreachable";
         case errc::message_too_large: return "message larger than the path allows";
+        case errc::data_unavailable: return "fewer intact shards than needed to rebuild the data";
         }
         return "unknown swarm error " + std::to_string(value);
     }

@@ -42,6 +42,8 @@ enum class errc : int {
     shut_down = 44,
     unreachable = 45,
     message_too_large = 46,
+    // Storage.
+    data_unavailable = 50, // fewer intact shards than a stripe needs
 };
 
 const boost::system::error_category& swarm_category() noexcept;

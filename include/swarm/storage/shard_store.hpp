@@ -1,0 +1,46 @@
+// Where shards live: an interface with put/get/remove/list, so a remote store plugs in beside the local one.
+#pragma once
+
+#include <swarm/core/error.hpp>
+#include <swarm/storage/config.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace swarm::inline v0::storage {
+
+/// One shard: stripe (the content-addressed chunk it encodes) and its index in 0..k+m-1.
+struct shard_id {
+    chunk_id chunk{};
+    std::uint16_t index = 0;
+
+    friend bool operator==(const shard_id&, const shard_id&) = default;
+};
+
+/// Implementations are used from one thread at a time.
+class shard_store {
+public:
+    virtual ~shard_store() = default;
+
+    /// Stores the shard, replacing any copy; durable once sync() returns.
+    virtual result<void> put(const shard_id& id, std::span<const std::byte> payload) = 0;
+    /// Fills `out`, whose size must equal the stored length. not_found when absent; truncated or malformed
+    /// when the stored copy is short, fails its checksum, or belongs to another shard: never torn bytes.
+    virtual result<void> get(const shard_id& id, std::span<std::byte> out) = 0;
+    /// Absent shards are not an error.
+    virtual result<void> remove(const shard_id& id) = 0;
+    virtual result<bool> contains(const shard_id& id) = 0;
+    virtual result<std::vector<shard_id>> list() = 0;
+    /// Makes every put and remove so far survive a crash.
+    virtual result<void> sync() = 0;
+};
+
+/// A directory of shard files, each written to a temporary name, fsynced, renamed into place, and covered by
+/// a directory fsync in sync(); each file carries its shard id, length and a CRC-64 of the payload.
+detailed_result<std::unique_ptr<shard_store>> open_local_shard_store(const std::filesystem::path& directory);
+
+} // namespace swarm::inline v0::storage
