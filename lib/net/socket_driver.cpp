@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <deque>
@@ -33,6 +34,7 @@ constexpr std::size_t read_buffer_size = 64 * 1024;
 constexpr std::size_t udp_buffer_size = 65'536; // one more than any datagram, so none is truncated unseen
 constexpr std::size_t max_gather_frames = 64;
 constexpr std::size_t max_gather_bytes = 1024 * 1024;
+constexpr std::size_t large_frame_step = 1024 * 1024;
 constexpr int bind_attempts = 32;
 constexpr auto accept_retry_delay = std::chrono::milliseconds(100);
 constexpr int socket_buffer_bytes = 4 * 1024 * 1024; // a burst of gossip should not overflow the default
@@ -99,12 +101,14 @@ struct stream_state {
     bool above_high = false;
     std::vector<asio::const_buffer> gather;
 
-    // Small frames are parsed in place from read_buffer; a frame that cannot fit is read into large_frame.
+    // Small frames are parsed in place from read_buffer; a frame that cannot fit is read into large_frame,
+    // which grows with the bytes that actually arrive, never ahead of them to the size the prefix claims.
     std::vector<std::byte> read_buffer;
     std::size_t read_begin = 0;
     std::size_t read_end = 0;
     std::vector<std::byte> large_frame;
     std::size_t large_have = 0;
+    std::size_t large_size = 0;
     bool reading_large = false;
 };
 
@@ -194,7 +198,7 @@ private:
     void on_written(const stream_ptr& s, const error_code& ec);
     void start_read(const stream_ptr& s);
     void on_read(const stream_ptr& s, const error_code& ec, std::size_t size);
-    void on_read_large(const stream_ptr& s, const error_code& ec);
+    void on_read_large(const stream_ptr& s, const error_code& ec, std::size_t size);
     bool parse_frames(const stream_ptr& s);
     void on_frame(const stream_ptr& s, std::span<const std::byte> frame);
     void on_read_error(const stream_ptr& s, const error_code& ec);
@@ -659,9 +663,12 @@ void socket_driver::impl::on_written(const stream_ptr& s, const error_code& ec) 
 void socket_driver::impl::start_read(const stream_ptr& s) {
     auto self = shared_from_this();
     if (s->reading_large) {
-        asio::async_read(s->socket,
-                         asio::buffer(s->large_frame.data() + s->large_have, s->large_frame.size() - s->large_have),
-                         [self, s](const error_code& ec, std::size_t) { self->on_read_large(s, ec); });
+        if (s->large_have == s->large_frame.size())
+            // Doubling keeps the copies linear; the bytes held stay within twice what arrived.
+            s->large_frame.resize(std::min(s->large_size, std::max(2 * s->large_have, large_frame_step)));
+        s->socket.async_read_some(
+            asio::buffer(s->large_frame.data() + s->large_have, s->large_frame.size() - s->large_have),
+            [self, s](const error_code& ec, std::size_t size) { self->on_read_large(s, ec, size); });
         return;
     }
     if (s->read_begin == s->read_end) {
@@ -706,9 +713,10 @@ bool socket_driver::impl::parse_frames(const stream_ptr& s) {
             continue;
         }
         if (4 + size > s->read_buffer.size()) {
-            s->large_frame.resize(size);
+            s->large_frame.resize(std::max(available, std::min(size, large_frame_step)));
             std::memcpy(s->large_frame.data(), head + 4, available);
             s->large_have = available;
+            s->large_size = size;
             s->reading_large = true;
             s->read_begin = s->read_end = 0;
         }
@@ -717,13 +725,18 @@ bool socket_driver::impl::parse_frames(const stream_ptr& s) {
     return true;
 }
 
-void socket_driver::impl::on_read_large(const stream_ptr& s, const error_code& ec) {
+void socket_driver::impl::on_read_large(const stream_ptr& s, const error_code& ec, std::size_t size) {
     if (s->phase == stream_phase::closed) return;
     if (ec) {
         on_read_error(s, ec);
         return;
     }
     s->last_activity = now();
+    s->large_have += size;
+    if (s->large_have < s->large_size) {
+        start_read(s);
+        return;
+    }
     s->reading_large = false;
     s->large_have = 0;
     const auto frame = std::move(s->large_frame); // releases the memory once delivered

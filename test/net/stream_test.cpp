@@ -142,6 +142,33 @@ TEST_F(streams, the_closing_side_flushes_and_both_sides_see_an_orderly_close) {
     EXPECT_EQ(a.call([out = out](probe& p) { return p.transport().queued_bytes(out); }), 0u);
 }
 
+TEST_F(streams, frames_written_while_connecting_are_sent_and_an_early_close_flushes_them) {
+    auto a = start(ex());
+    auto b = start(ex());
+    const auto target = b.address();
+    const auto id = a.call([target](probe& p) {
+        auto& t = p.transport();
+        const auto s = t.connect(target);
+        t.write(s, bytes("first"));
+        t.write(s, bytes("second"));
+        t.close(s);
+        return s;
+    });
+    const auto local = a.events->wait(is(kind::closed, id));
+    ASSERT_TRUE(local);
+    EXPECT_FALSE(local->reason) << local->reason.message();
+    EXPECT_TRUE(a.events->wait(is(kind::open, id), 0ms));
+    const auto accepted = b.events->wait([](const event& e) { return e.what == kind::open && e.inbound; });
+    ASSERT_TRUE(accepted);
+    const auto closed = b.events->wait(is(kind::closed, accepted->id));
+    ASSERT_TRUE(closed);
+    EXPECT_FALSE(closed->reason) << closed->reason.message();
+    const auto got = frames_on(b, accepted->id);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(text(got[0].data), "first");
+    EXPECT_EQ(text(got[1].data), "second");
+}
+
 TEST_F(streams, a_stopped_peer_closes_its_streams) {
     auto a = start(ex());
     auto quick = loopback_v4();
