@@ -43,7 +43,10 @@ runtime& runtime::operator=(runtime&& other) noexcept {
     return *this;
 }
 
-boost::asio::any_io_executor runtime::get_executor() const noexcept { return impl_->io_.get_executor(); }
+boost::asio::any_io_executor runtime::get_executor() const noexcept {
+    if (!impl_) return {};
+    return impl_->io_.get_executor();
+}
 
 boost::asio::io_context& runtime::context() noexcept { return impl_->io_; }
 

@@ -17,7 +17,7 @@ namespace asio = boost::asio;
 
 class driver : public ::testing::Test {
 protected:
-    swarm::runtime runtime_{1};
+    swarm::runtime runtime_{2}; // two threads, so that a missing strand shows (under TSan especially)
     asio::any_io_executor ex() { return runtime_.get_executor(); }
 };
 
@@ -58,6 +58,27 @@ TEST_F(driver, two_nodes_exchange_datagrams_over_ipv6) {
     const auto got = b.events->wait(datagram_saying("over six"));
     ASSERT_TRUE(got);
     EXPECT_EQ(got->peer, a.address());
+}
+
+TEST_F(driver, a_dual_stack_node_talks_to_ipv4_peers) {
+    auto config = loopback_v4();
+    config.bind = *net::endpoint::parse("[::]:0");
+    config.advertise = *net::endpoint::parse("[::1]:0");
+    auto first = try_start(ex(), config);
+    if (!first) GTEST_SKIP() << "no IPv6 here: " << first.error().describe();
+    auto dual = std::move(*first);
+    ASSERT_TRUE(dual.events->wait(is(kind::start)));
+    auto v4 = start(ex());
+    const auto port = dual.driver->bound_endpoint().port();
+    const auto to = net::endpoint::v4(0x7f000001, port);
+    v4.call([to](probe& p) { p.transport().send(to, bytes("from four")); });
+    const auto got = dual.events->wait(datagram_saying("from four"));
+    ASSERT_TRUE(got);
+    // The sender shows up as the IPv4 endpoint it advertises, not as an IPv4-mapped IPv6 one.
+    EXPECT_EQ(got->peer, v4.address());
+    const auto back = got->peer;
+    dual.call([back](probe& p) { p.transport().send(back, bytes("from six")); });
+    EXPECT_TRUE(v4.events->wait(datagram_saying("from six")));
 }
 
 TEST_F(driver, oversize_datagrams_are_dropped_and_counted_on_both_sides) {
@@ -161,6 +182,50 @@ TEST_F(driver, post_runs_on_the_strand_even_with_two_threads) {
     a.driver.reset();
     b.driver.reset();
     two.stop();
+}
+
+TEST_F(driver, an_exception_from_the_protocol_is_logged_and_the_node_keeps_serving) {
+    struct thrower final : net::protocol {
+        std::shared_ptr<std::atomic<int>> seen;
+        explicit thrower(std::shared_ptr<std::atomic<int>> s) : seen(std::move(s)) {}
+        void on_datagram(const net::endpoint&, std::span<const std::byte>) override {
+            ++*seen;
+            throw std::runtime_error("bad datagram");
+        }
+    };
+    auto seen = std::make_shared<std::atomic<int>>(0);
+    auto errors = std::make_shared<std::atomic<int>>(0);
+    auto config = loopback_v4();
+    config.log.level = log_level::error;
+    config.log.sink = [errors](log_level, std::string_view line) {
+        if (line.find("bad datagram") != std::string_view::npos) ++*errors;
+    };
+    auto d = net::socket_driver::create(ex(), config, [seen](net::transport&) {
+        return std::make_unique<thrower>(seen);
+    });
+    ASSERT_TRUE(d);
+    auto a = start(ex());
+    const auto to = d->local_endpoint();
+    a.call([to](probe& p) {
+        p.transport().send(to, bytes("one"));
+        p.transport().send(to, bytes("two"));
+    });
+    for (int i = 0; i < 1000 && seen->load() < 2; ++i) std::this_thread::sleep_for(5ms);
+    EXPECT_EQ(seen->load(), 2);
+    EXPECT_EQ(errors->load(), 2);
+    EXPECT_TRUE(d->stop_and_wait());
+}
+
+TEST_F(driver, stop_and_wait_on_the_strand_starts_the_stop_without_blocking) {
+    auto a = start(ex());
+    auto* self = &*a.driver;
+    std::promise<bool> waited;
+    a.driver->post([self, &waited](net::protocol&) { waited.set_value(self->stop_and_wait()); });
+    auto f = waited.get_future();
+    ASSERT_EQ(f.wait_for(wait_limit), std::future_status::ready);
+    EXPECT_FALSE(f.get());
+    EXPECT_TRUE(a.driver->stop_and_wait());
+    EXPECT_TRUE(a.events->wait(is(kind::stop), 0ms));
 }
 
 TEST_F(driver, advertise_address_is_what_local_endpoint_reports) {

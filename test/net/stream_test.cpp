@@ -15,7 +15,7 @@ using asio::ip::tcp;
 
 class streams : public ::testing::Test {
 protected:
-    swarm::runtime runtime_{1};
+    swarm::runtime runtime_{2}; // two threads, so that a missing strand shows (under TSan especially)
     asio::any_io_executor ex() { return runtime_.get_executor(); }
 };
 

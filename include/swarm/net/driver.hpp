@@ -11,6 +11,7 @@
 //   received length prefix is checked before anything is allocated for the frame.
 // - connect() beyond max_streams completes with on_stream_closed(errc::too_large); connect() after stop()
 //   with errc::shut_down. Inbound connections beyond max_streams are reset and counted as refused.
+// - queued_bytes() counts frame payloads not yet written to the socket; length prefixes are not counted.
 // - After on_stop the protocol receives no further events; post()ed functions still run until the
 //   driver has closed its sockets, then are dropped.
 // - An exception escaping a protocol handler is caught and logged; it never reaches the executor.

@@ -22,7 +22,9 @@ public:
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
 
+    /// An empty executor for a moved-from runtime.
     boost::asio::any_io_executor get_executor() const noexcept;
+    /// Not for a moved-from runtime.
     boost::asio::io_context& context() noexcept;
     unsigned thread_count() const noexcept;
 
