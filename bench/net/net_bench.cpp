@@ -1,17 +1,24 @@
 // The real driver on loopback: datagram round trips (one at a time and pipelined) and stream throughput.
 //
-// Each benchmark runs two socket_drivers on a swarm::runtime with one thread; the traffic is driven from
-// inside the protocols, so what is measured is the driver and the kernel, not cross-thread hand-offs.
+// Each benchmark runs two socket_drivers on a swarm::runtime; the traffic is driven from inside the protocols,
+// so what is measured is the driver and the kernel, not hand-offs to the benchmark thread. The raw_* cases
+// are the same traffic on bare sockets, the floor and ceiling to compare with.
 #include <swarm/net/driver.hpp>
 #include <swarm/net/runtime.hpp>
 
 #include <benchmark/benchmark.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 
 #include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
 #include <optional>
+#include <thread>
 
 namespace {
 
@@ -42,12 +49,12 @@ struct scripted final : net::protocol {
 };
 
 struct pair_of_nodes {
-    swarm::runtime runtime{1};
+    swarm::runtime runtime;
     std::optional<net::socket_driver> a, b;
     scripted* pa = nullptr;
     scripted* pb = nullptr;
 
-    pair_of_nodes() {
+    explicit pair_of_nodes(unsigned threads) : runtime(threads) {
         net::driver_config config;
         config.bind = net::endpoint::v4(0x7f000001, 0);
         a.emplace(make(config, pa));
@@ -86,7 +93,7 @@ struct pair_of_nodes {
 void datagram_round_trips(benchmark::State& state) {
     const auto window = static_cast<int>(state.range(0));
     constexpr int per_iteration = 2000;
-    pair_of_nodes nodes;
+    pair_of_nodes nodes(1); // one thread, as the raw baseline: no cross-thread wake-ups
     const auto a_address = nodes.a->local_endpoint();
     const auto b_address = nodes.b->local_endpoint();
     std::vector<std::byte> payload(64);
@@ -131,7 +138,7 @@ BENCHMARK(datagram_round_trips)->Arg(1)->Arg(32)->UseRealTime()->Unit(benchmark:
 void stream_throughput(benchmark::State& state) {
     const auto size = static_cast<std::size_t>(state.range(0));
     constexpr std::size_t per_iteration = 64 * 1024 * 1024;
-    pair_of_nodes nodes;
+    pair_of_nodes nodes(2); // sender and receiver on their own threads, as the raw baseline
     const auto b_address = nodes.b->local_endpoint();
     std::size_t received = 0;
     std::promise<void>* finished = nullptr;
@@ -180,6 +187,58 @@ void stream_throughput(benchmark::State& state) {
     state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * per_iteration));
 }
 BENCHMARK(stream_throughput)->Arg(1024)->Arg(64 * 1024)->Arg(1024 * 1024)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The floor for datagram_round_trips/1: the same 64-byte round trips as bare system calls on one thread,
+// no reactor, no strand, no protocol.
+void raw_udp_round_trips(benchmark::State& state) {
+    namespace asio = boost::asio;
+    using asio::ip::udp;
+    constexpr int per_iteration = 2000;
+    asio::io_context io;
+    const udp::endpoint any(asio::ip::address_v4::loopback(), 0);
+    udp::socket a(io, any), b(io, any);
+    const auto a_address = a.local_endpoint();
+    const auto b_address = b.local_endpoint();
+    std::vector<std::byte> payload(64), in(65536);
+    udp::endpoint from;
+    for (auto _ : state) {
+        for (int i = 0; i < per_iteration; ++i) {
+            a.send_to(asio::buffer(payload), b_address);
+            const auto n = b.receive_from(asio::buffer(in), from);
+            b.send_to(asio::buffer(in.data(), n), a_address);
+            a.receive_from(asio::buffer(in), from);
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * per_iteration);
+    state.counters["per_round_trip"] = benchmark::Counter(static_cast<double>(state.iterations() * per_iteration),
+                                                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(raw_udp_round_trips)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The ceiling for stream_throughput: 64 MiB in 64 KiB blocking writes, read by a second thread.
+void raw_tcp_throughput(benchmark::State& state) {
+    namespace asio = boost::asio;
+    using asio::ip::tcp;
+    constexpr std::size_t per_iteration = 64 * 1024 * 1024;
+    asio::io_context io;
+    tcp::acceptor listener(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    tcp::socket writer(io), reader(io);
+    writer.connect(listener.local_endpoint());
+    listener.accept(reader);
+    writer.set_option(tcp::no_delay(true));
+    std::vector<std::byte> block(64 * 1024);
+    for (auto _ : state) {
+        std::thread drain([&] {
+            std::vector<std::byte> in(64 * 1024);
+            std::size_t got = 0;
+            while (got < per_iteration) got += reader.read_some(asio::buffer(in));
+        });
+        for (std::size_t sent = 0; sent < per_iteration; sent += block.size()) asio::write(writer, asio::buffer(block));
+        drain.join();
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * per_iteration));
+}
+BENCHMARK(raw_tcp_throughput)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 } // namespace
 

@@ -126,9 +126,8 @@ public:
     /// True once the stop has completed.
     bool stopped() const noexcept;
 
-    class impl;
-
 private:
+    class impl;
     explicit socket_driver(std::shared_ptr<impl> p) noexcept;
     void release() noexcept;
     std::shared_ptr<impl> impl_;
