@@ -121,6 +121,32 @@ TEST_F(streams, connecting_to_a_closed_port_is_refused) {
     EXPECT_FALSE(a.events->wait(is(kind::open, id), 0ms));
 }
 
+TEST_F(streams, a_connect_that_gets_no_answer_times_out) {
+    // Linux drops SYNs to a listener whose accept queue is full: a loopback port that never answers.
+    asio::io_context io;
+    tcp::acceptor full(io);
+    full.open(tcp::v4());
+    full.bind(tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    full.listen(0);
+    std::vector<tcp::socket> fillers;
+    for (int i = 0; i < 3; ++i) {
+        fillers.emplace_back(io);
+        // Started, never waited for: `io` does not run, and the kernel sends the SYN at once.
+        fillers.back().async_connect(full.local_endpoint(), [](const boost::system::error_code&) {});
+    }
+    auto config = loopback_v4();
+    config.connect_timeout = 200ms;
+    auto a = start(ex(), config);
+    const auto port = full.local_endpoint().port();
+    const auto id = a.call([port](probe& p) { return p.transport().connect(net::endpoint::v4(0x7f000001, port)); });
+    const auto outcome = a.events->wait([id](const event& e) {
+        return (e.what == kind::open || e.what == kind::closed) && e.id == id;
+    });
+    ASSERT_TRUE(outcome);
+    if (outcome->what == kind::open) GTEST_SKIP() << "this kernel answered a full accept queue";
+    EXPECT_EQ(outcome->reason, errc::timed_out);
+}
+
 TEST_F(streams, the_closing_side_flushes_and_both_sides_see_an_orderly_close) {
     auto a = start(ex());
     auto b = start(ex());
