@@ -32,7 +32,7 @@ using boost::system::error_code;
 
 // Big enough that 64 KiB frames (a common chunk size) parse in place, small enough per stream.
 constexpr std::size_t read_buffer_size = 128 * 1024;
-constexpr std::size_t udp_buffer_size = 65'536; // one more than any datagram, so none is truncated unseen
+constexpr std::size_t udp_buffer_size = 65'536; // larger than any datagram, so none is truncated unseen
 constexpr std::size_t max_gather_frames = 64;
 constexpr std::size_t max_receive_batch = 32;
 constexpr std::size_t max_gather_bytes = 1024 * 1024;
