@@ -11,14 +11,18 @@
 
 namespace swarm::inline v0::sim::detail {
 
+/// 16 bytes: the time, then the insertion sequence (high 40 bits) and the event's index (low 24 bits).
 struct queue_entry {
     std::int64_t time;
-    std::uint64_t seq;
-    std::uint32_t index;
+    std::uint64_t tie;
 
+    std::uint32_t index() const noexcept { return static_cast<std::uint32_t>(tie & index_mask); }
     bool before(const queue_entry& other) const noexcept {
-        return time < other.time || (time == other.time && seq < other.seq);
+        return time < other.time || (time == other.time && tie < other.tie);
     }
+
+    static constexpr int index_bits = 24;
+    static constexpr std::uint64_t index_mask = (std::uint64_t{1} << index_bits) - 1;
 };
 
 class event_queue {
@@ -27,8 +31,9 @@ public:
     std::size_t size() const noexcept { return heap_.size(); }
     const queue_entry& top() const noexcept { return heap_.front(); }
 
+    /// At most 2^24 events may wait at once (index < 2^24); the sequence lasts 2^40 pushes.
     void push(std::int64_t time, std::uint32_t index) {
-        queue_entry entry{time, next_seq_++, index};
+        queue_entry entry{time, (next_seq_++ << queue_entry::index_bits) | index};
         std::size_t hole = heap_.size();
         heap_.push_back(entry);
         while (hole > 0) {
