@@ -683,6 +683,12 @@ void network::impl::write(net::stream_id id, std::span<const std::byte> data) {
         config.log.warning("sim: stream {} frame of {} bytes over the {} byte limit; stream reset", id, data.size(),
                            config.streams.max_frame_size);
         stream_event(event_kind::stream_fail, conn, which, now, static_cast<std::uint64_t>(errc::message_too_large));
+        const stream_side& peer = connections[conn].side[1 - which];
+        if (peer.state == side_state::open) {
+            const link_ref lr = link_for(s->node, peer.node);
+            stream_event(event_kind::stream_fail, conn, 1 - which, now + lr.l->config.latency.count(),
+                         static_cast<std::uint64_t>(errc::connection_reset));
+        }
         return;
     }
     frame f{buffers.allocate(data.size()), static_cast<std::uint32_t>(data.size()), false};
