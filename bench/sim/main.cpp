@@ -2,7 +2,8 @@
 //
 // Every endpoint keeps a few messages in flight: on receipt it forwards the payload to a random peer. The
 // default link has 1 ms +- 0.2 ms uniform latency and 1% loss; lost messages are replaced so the number in
-// flight stays constant. Usage: swarm_bench_sim [--seconds S] (virtual seconds per size, default 2).
+// flight stays constant. Usage: swarm_bench_sim [--seconds S] [--nodes N]: S virtual seconds at 1,000
+// nodes (default 2), scaled down for larger sizes so each size delivers about as many messages.
 #include <swarm/sim/network.hpp>
 
 #include <fmt/format.h>
@@ -108,12 +109,18 @@ row run(std::size_t nodes, double seconds) {
 
 int main(int argc, char** argv) {
     double seconds = 2;
+    std::vector<std::size_t> sizes{1000, 10000};
     for (int i = 1; i < argc; ++i) {
         if (std::string_view(argv[i]) == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
+        else if (std::string_view(argv[i]) == "--nodes" && i + 1 < argc) sizes = {std::strtoul(argv[++i], nullptr, 10)};
         else {
-            fmt::print(stderr, "usage: {} [--seconds S]\n", argv[0]);
+            fmt::print(stderr, "usage: {} [--seconds S] [--nodes N]\n", argv[0]);
             return 2;
         }
+    }
+    if (sizes[0] < 2) {
+        fmt::print(stderr, "--nodes must be at least 2\n");
+        return 2;
     }
     if (!(seconds > 0)) {
         fmt::print(stderr, "--seconds must be positive\n");
@@ -121,7 +128,7 @@ int main(int argc, char** argv) {
     }
     fmt::print("{:>8} {:>10} {:>8} {:>8} {:>12} {:>10} {:>14} {:>14} {:>18}\n", "nodes", "virtual_s", "wall_s",
                "cpu_s", "delivered", "dropped", "delivered/s", "per_cpu_s", "trace_hash");
-    for (std::size_t nodes : {1000u, 10000u}) {
+    for (std::size_t nodes : sizes) {
         // The same number of messages per size: 10x the endpoints run a tenth of the virtual time.
         row r = run(nodes, seconds * 1000.0 / static_cast<double>(nodes));
         fmt::print("{:>8} {:>10.2f} {:>8.3f} {:>8.3f} {:>12} {:>10} {:>14.0f} {:>14.0f} {:>18x}\n", r.nodes, r.virtual_s,

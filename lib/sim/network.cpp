@@ -533,10 +533,6 @@ struct network::impl {
     void partition_changed();
 
     void dispatch(std::uint32_t index);
-    /// The next event's record is a likely cache miss; start loading it while this one runs.
-    void prefetch_next() const noexcept {
-        if (!queue.empty()) __builtin_prefetch(&events[queue.top().index()]);
-    }
 };
 
 // ----- the transport each protocol sees -----
@@ -1390,7 +1386,6 @@ void network::run_until(time_point until) {
     while (!s.queue.empty() && s.queue.top().time <= limit) {
         auto entry = s.queue.pop();
         s.now = entry.time;
-        s.prefetch_next();
         s.dispatch(entry.index());
     }
     s.now = std::max(s.now, limit);
@@ -1405,7 +1400,6 @@ bool network::run_until(const std::function<bool()>& done, time_point deadline) 
     while (!s.queue.empty() && s.queue.top().time <= limit) {
         auto entry = s.queue.pop();
         s.now = entry.time;
-        s.prefetch_next();
         s.dispatch(entry.index());
         if (done()) return true;
     }
