@@ -75,8 +75,9 @@ enum class event_kind : std::uint8_t {
 constexpr std::uint8_t flag_duplicate = 1;
 constexpr std::uint8_t flag_fin = 2;
 
-/// One pending event; kept small because the pool holds every datagram in flight.
-struct event {
+/// One pending event; one cache line, because the pool holds every datagram in flight and each is read once
+/// long after it was written.
+struct alignas(64) event {
     std::int64_t sent_at;
     std::uint64_t aux;  // timer id, stream connection index, callback index, error value
     std::uint64_t hash; // payload hash
@@ -283,9 +284,13 @@ struct network::impl {
 
     // ----- nodes -----
     node_id lookup(const net::endpoint& to) const noexcept {
-        if (to.is_v4()) {
-            std::uint32_t guess = to.v4_address() - 0x7f000001u;
-            if (guess < hot.size() && hot[guess].v4 == to.v4_address()) return guess;
+        // Automatic addresses map straight to node ids; read the IPv4-mapped bytes inline, as this runs per send.
+        const auto& a = to.address();
+        if (a[10] == 0xff && a[11] == 0xff && a[0] == 0 && std::all_of(a.begin() + 1, a.begin() + 10, [](auto b) { return b == 0; })) {
+            const std::uint32_t v4 = (std::uint32_t{a[12]} << 24) | (std::uint32_t{a[13]} << 16) |
+                                     (std::uint32_t{a[14]} << 8) | std::uint32_t{a[15]};
+            const std::uint32_t guess = v4 - 0x7f000001u;
+            if (guess < hot.size() && hot[guess].v4 == v4) return guess;
         }
         net::endpoint key{to.address(), 0};
         auto it = by_address.find(key);
