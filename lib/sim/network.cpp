@@ -178,6 +178,7 @@ struct frame {
 enum class side_state : std::uint8_t { connecting, open, closing, closed };
 
 struct stream_side {
+    std::uint32_t conn = 0; // index of its connection
     node_id node = 0;
     std::uint16_t slot = 0;
     std::uint32_t incarnation = 0;
@@ -193,6 +194,8 @@ struct stream_side {
 struct connection {
     stream_side side[2];
     std::uint16_t port = 0; // the listener's port
+    /// Bumped when the record is reused, so events for the old stream find it gone (kept in event::port).
+    std::uint16_t generation = 0;
     bool check_pending = false;
 };
 
@@ -233,6 +236,7 @@ struct network::impl {
     partition_id next_partition = 1;
 
     std::vector<connection> connections;
+    std::vector<std::uint32_t> free_connections;
     std::unordered_map<net::stream_id, std::uint64_t> streams; // id -> connection index * 2 + side
     net::stream_id next_stream = 1;
 
@@ -507,14 +511,24 @@ struct network::impl {
         e.aux = aux;
         e.gen = static_cast<std::uint32_t>(which);
         e.src = static_cast<node_id>(conn);
+        e.port = connections[conn].generation;
         schedule(index, when);
     }
+    /// Closes one side; once both are closed the record is recycled for the next connect().
     void close_side(stream_side& s) {
         for (auto& f : s.queue) buffers.release(f.data, f.size);
         s.queue.clear();
         s.queued = 0;
         s.state = side_state::closed;
         streams.erase(s.id);
+        connection& c = connections[s.conn];
+        if (c.side[0].state == side_state::closed && c.side[1].state == side_state::closed) {
+            const std::uint32_t index = s.conn;
+            const auto generation = static_cast<std::uint16_t>(c.generation + 1);
+            c = connection{};
+            c.generation = generation;
+            free_connections.push_back(index);
+        }
     }
     /// Closes one side and tells its protocol why.
     void fail_side(std::size_t conn, int which, boost::system::error_code reason) {
@@ -649,8 +663,15 @@ void network::impl::do_resume(node_id id) {
 
 std::uint64_t network::impl::connect(node_id from, std::uint16_t slot_index, const net::endpoint& to) {
     const net::stream_id id = next_stream++;
-    const std::size_t conn = connections.size();
-    connection& c = connections.emplace_back();
+    std::size_t conn = connections.size();
+    if (!free_connections.empty()) {
+        conn = free_connections.back();
+        free_connections.pop_back();
+    } else {
+        connections.emplace_back();
+    }
+    connection& c = connections[conn];
+    c.side[0].conn = c.side[1].conn = static_cast<std::uint32_t>(conn);
     c.port = to.port();
     stream_side& s = c.side[0];
     s.node = from;
@@ -671,6 +692,7 @@ std::uint64_t network::impl::connect(node_id from, std::uint16_t slot_index, con
     std::int64_t delay = transit(*lr.l, *lr.state, 64, true);
     std::uint32_t index = new_event(event_kind::stream_syn, dst);
     events[index].src = static_cast<node_id>(conn);
+    events[index].port = c.generation;
     schedule(index, now + delay);
     return id;
 }
@@ -746,6 +768,7 @@ void network::impl::pump(std::size_t conn, int which) {
         e.flags = f.fin ? flag_fin : 0;
         e.gen = static_cast<std::uint32_t>(1 - which);
         e.src = static_cast<node_id>(conn);
+        e.port = c.generation;
         schedule(index, arrival);
         if (f.fin) break;
     }
@@ -754,6 +777,10 @@ void network::impl::pump(std::size_t conn, int which) {
 void network::impl::handle_stream(const event& e) {
     const auto conn = static_cast<std::size_t>(e.src);
     const int which = static_cast<int>(e.gen);
+    if (connections[conn].generation != e.port) { // the stream is long gone and its record reused
+        if (e.kind == event_kind::stream_frame) buffers.release(e.data, e.size);
+        return;
+    }
     switch (e.kind) {
     case event_kind::stream_syn: {
         connection& c = connections[conn];
@@ -830,10 +857,10 @@ void network::impl::handle_stream(const event& e) {
         const net::stream_id id = r.id;
         net::protocol* p = proto_of(r);
         if (fin) {
-            close_side(r);
-            if (p) p->on_stream_closed(id, {});
             stream_side& s = connections[conn].side[1 - which];
             if (s.state == side_state::closing && s.queue.empty()) close_side(s);
+            close_side(r);
+            if (p) p->on_stream_closed(id, {});
         } else if (p) {
             p->on_stream_frame(id, std::span<const std::byte>(e.data, e.size));
         }

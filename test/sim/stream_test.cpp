@@ -1,6 +1,8 @@
 // The TCP-like streams: ordering, whole frames, refusal, breaks on crash and partition, flow control.
 #include "sim/sim_support.hpp"
 
+#include <set>
+
 namespace swarm::sim::test {
 namespace {
 
@@ -210,6 +212,41 @@ TEST(sim_stream, oversized_frames_reset_the_stream) {
     EXPECT_EQ(a.closed[0].reason, make_error_code(errc::message_too_large));
     ASSERT_EQ(rec(net, 1).closed.size(), 1u);
     EXPECT_EQ(rec(net, 1).closed[0].reason, make_error_code(errc::connection_reset));
+}
+
+} // namespace
+} // namespace swarm::sim::test
+
+namespace swarm::sim::test {
+namespace {
+
+TEST(sim_stream, many_short_streams_one_after_another) {
+    network net = make_recorders(3, stream_net());
+    net.run_for(1ms);
+    auto& a = rec(net, 0);
+    std::set<net::stream_id> ids;
+    for (std::uint64_t i = 0; i < 300; ++i) {
+        // Alternate an orderly stream with one refused and one whose peer crashes, so records are reused
+        // while stale events for earlier streams are still in flight.
+        net::stream_id s = a.t.connect(net.endpoint_of(1, port));
+        EXPECT_TRUE(ids.insert(s).second);
+        a.t.write(s, bytes_of(i));
+        net.run_for(20ms);
+        a.t.close(s);
+        net::stream_id refused = a.t.connect(net.endpoint_of(2, port + 1));
+        EXPECT_TRUE(ids.insert(refused).second);
+        net.run_for(30ms);
+    }
+    auto& b = rec(net, 1);
+    ASSERT_EQ(b.frames.size(), 300u);
+    std::uint64_t expected = 0;
+    for (const auto& [id, frames] : b.frames) {
+        ASSERT_EQ(frames.size(), 1u);
+        EXPECT_EQ(value_of(frames[0]), expected++);
+    }
+    EXPECT_EQ(b.closed.size(), 300u);
+    EXPECT_EQ(a.closed.size(), 300u); // the refused ones
+    for (const auto& c : b.closed) EXPECT_FALSE(c.reason);
 }
 
 } // namespace
