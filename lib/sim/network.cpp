@@ -103,7 +103,7 @@ struct alignas(64) event {
 /// Per-sender state of one link: burst loss, jitter correlation and the bandwidth FIFO.
 struct link_state {
     std::int64_t busy_until = 0;
-    double last_deviate = 0;
+    float last_deviate = 0; // float keeps a node's hot state in one cache line
     bool bad = false;
 };
 
@@ -137,7 +137,7 @@ struct protocol_slot {
 };
 
 /// What the per-message path reads, packed apart from the rest of a node so 10,000 of them stay in cache.
-struct hot_node {
+struct alignas(64) hot_node {
     net::protocol* first_proto = nullptr; // the protocol in slot 0, the common single-protocol case
     std::uint32_t v4 = 0;                 // the IPv4 address in host order, 0 for IPv6 nodes
     std::uint16_t first_port = 0;
@@ -145,6 +145,7 @@ struct hot_node {
     link_state default_state;
     rng random;
 };
+static_assert(sizeof(hot_node) == 64);
 
 /// A growable array whose elements never move (chunks of 4096), indexed with a shift and a mask.
 template <class T>
@@ -357,7 +358,7 @@ struct network::impl {
         if (c.correlation > 0) {
             z = c.correlation * st.last_deviate + std::sqrt(1 - c.correlation * c.correlation) * z;
             if (c.distribution == latency_distribution::uniform) z = std::clamp(z, -1.0, 1.0);
-            st.last_deviate = z;
+            st.last_deviate = static_cast<float>(z);
         }
         return z;
     }

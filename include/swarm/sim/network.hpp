@@ -164,7 +164,7 @@ struct counters {
     friend bool operator==(const counters&, const counters&) = default;
 };
 
-enum class node_state { running, paused, crashed };
+enum class node_state : std::uint8_t { running, paused, crashed };
 
 /// One timed action of a fault schedule. Actions with a `length` undo themselves after it: a crash
 /// restarts, a pause resumes, a partition heals, a loss burst ends.
