@@ -552,6 +552,15 @@ struct network::impl {
         if (p) p->on_stream_closed(id, reason);
     }
 
+    /// Stream frames feed the trace like datagrams, marked apart (bit 40) so the two never collide.
+    void trace_frame(node_id from, node_id to, const event& e, outcome result) {
+        std::uint64_t h = mix(trace, static_cast<std::uint64_t>(now));
+        h = mix(h, (std::uint64_t{from} << 32) | to);
+        h = mix(h, (std::uint64_t{static_cast<std::uint8_t>(result)} << 32) | e.size | (std::uint64_t{1} << 40) |
+                       (std::uint64_t{e.flags} << 48));
+        trace = mix(h, e.hash);
+    }
+
     std::uint64_t connect(node_id from, std::uint16_t slot_index, const net::endpoint& to);
     void write(net::stream_id id, std::span<const std::byte> data);
     void close(net::stream_id id);
@@ -849,15 +858,15 @@ void network::impl::handle_stream(const event& e) {
         const stream_side& sender = connections[conn].side[1 - which];
         const bool fin = (e.flags & flag_fin) != 0;
         if (!alive(r) || r.state == side_state::closing) {
+            trace_frame(sender.node, r.node, e, outcome::crashed);
             buffers.release(e.data, e.size);
             return;
         }
         if (!fin) {
             ++stats.stream_frames;
             stats.stream_bytes += e.size;
-            trace = mix(mix(mix(trace, static_cast<std::uint64_t>(now)), (std::uint64_t{sender.node} << 32) | r.node),
-                        mix(e.hash, e.size | (std::uint64_t{1} << 40)));
         }
+        trace_frame(sender.node, r.node, e, outcome::delivered);
         // The acknowledgement frees window space at the sender one reverse trip later.
         if (e.size > 0) {
             const link_ref back = link_for(r.node, sender.node);

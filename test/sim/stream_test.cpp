@@ -251,3 +251,29 @@ TEST(sim_stream, many_short_streams_one_after_another) {
 
 } // namespace
 } // namespace swarm::sim::test
+
+namespace swarm::sim::test {
+namespace {
+
+std::uint64_t stream_trace(std::uint64_t seed) {
+    network_config config = stream_net();
+    config.seed = seed;
+    network net = make_recorders(4, config);
+    net.run_for(1ms);
+    for (node_id i = 0; i < 4; ++i) {
+        auto& r = rec(net, i);
+        net::stream_id s = r.t.connect(net.endpoint_of((i + 1) % 4, port));
+        for (std::size_t k = 0; k < 20; ++k) r.t.write(s, frame_of(k + i));
+    }
+    net.at(time_point{30ms}, [&net] { (void)net.crash(2); });
+    net.run_for(5s);
+    return net.trace_hash();
+}
+
+TEST(sim_stream, stream_traffic_is_part_of_the_reproducible_trace) {
+    EXPECT_EQ(stream_trace(3), stream_trace(3));
+    EXPECT_NE(stream_trace(3), stream_trace(4));
+}
+
+} // namespace
+} // namespace swarm::sim::test
