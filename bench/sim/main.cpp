@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
     for (std::size_t nodes : sizes) {
         // The same number of messages per size: 10x the endpoints run a tenth of the virtual time.
         row r = run(nodes, seconds * 1000.0 / static_cast<double>(nodes));
-        fmt::print("{:>8} {:>10.2f} {:>8.3f} {:>8.3f} {:>12} {:>10} {:>14.0f} {:>14.0f} {:>18x}\n", r.nodes, r.virtual_s,
-                   r.wall_s, r.cpu_s, r.delivered, r.dropped, static_cast<double>(r.delivered) / r.wall_s,
+        fmt::print("{:>8} {:>10.2f} {:>8.3f} {:>8.3f} {:>12} {:>10} {:>14.0f} {:>14.0f} {:>18x}\n", r.nodes,
+                   r.virtual_s, r.wall_s, r.cpu_s, r.delivered, r.dropped, static_cast<double>(r.delivered) / r.wall_s,
                    static_cast<double>(r.delivered) / r.cpu_s, r.hash);
     }
 }

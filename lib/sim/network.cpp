@@ -84,8 +84,7 @@ enum class event_kind : std::uint8_t {
     stream_partition_check,
 };
 
-constexpr std::uint8_t flag_duplicate = 1;
-constexpr std::uint8_t flag_fin = 2;
+constexpr std::uint8_t flag_fin = 1;
 
 /// One pending event; one cache line, because the pool holds every datagram in flight and each is read once
 /// long after it was written.
@@ -296,7 +295,8 @@ struct network::impl {
         } else {
             ++stats.dropped[static_cast<std::size_t>(result)];
         }
-        if (observer) observer(datagram_record{time_point{duration{sent}}, time_point{duration{now}}, from, to, size, result});
+        if (observer)
+            observer(datagram_record{time_point{duration{sent}}, time_point{duration{now}}, from, to, size, result});
     }
 
     // ----- nodes -----
@@ -386,7 +386,8 @@ struct network::impl {
         std::int64_t delay = c.latency.count();
         if (c.reorder > 0 && random.chance(c.reorder)) delay = 0;
         else if (c.jitter.count() > 0 && c.distribution != latency_distribution::constant)
-            delay = std::max<std::int64_t>(0, delay + static_cast<std::int64_t>(static_cast<double>(c.jitter.count()) * deviate(c, st)));
+            delay += static_cast<std::int64_t>(static_cast<double>(c.jitter.count()) * deviate(c, st));
+            delay = std::max<std::int64_t>(0, delay);
         if (c.bandwidth_bits_per_second > 0) {
             std::int64_t start = std::max(now, st.busy_until);
             auto backlog = static_cast<double>(start - now) / l.ns_per_byte;
@@ -454,7 +455,6 @@ struct network::impl {
             e.src = from;
             e.src_port = from_port;
             e.port = to.port();
-            e.flags = i == 1 ? flag_duplicate : 0;
             schedule(index, now + delay);
         }
     }
@@ -1003,19 +1003,24 @@ double gilbert_elliott::expected_loss() const noexcept {
 }
 
 detailed_result<void> gilbert_elliott::validate() const {
-    if (!is_probability(p_good_to_bad)) return invalid(fmt::format("burst_loss.p_good_to_bad {} is not in [0, 1]", p_good_to_bad));
-    if (!is_probability(p_bad_to_good)) return invalid(fmt::format("burst_loss.p_bad_to_good {} is not in [0, 1]", p_bad_to_good));
+    if (!is_probability(p_good_to_bad))
+        return invalid(fmt::format("burst_loss.p_good_to_bad {} is not in [0, 1]", p_good_to_bad));
+    if (!is_probability(p_bad_to_good))
+        return invalid(fmt::format("burst_loss.p_bad_to_good {} is not in [0, 1]", p_bad_to_good));
     if (p_good_to_bad > 0 && p_bad_to_good == 0)
         return invalid("burst_loss.p_bad_to_good is 0: the link would stay in the bad state forever");
-    if (!is_probability(loss_in_good)) return invalid(fmt::format("burst_loss.loss_in_good {} is not in [0, 1]", loss_in_good));
-    if (!is_probability(loss_in_bad)) return invalid(fmt::format("burst_loss.loss_in_bad {} is not in [0, 1]", loss_in_bad));
+    if (!is_probability(loss_in_good))
+        return invalid(fmt::format("burst_loss.loss_in_good {} is not in [0, 1]", loss_in_good));
+    if (!is_probability(loss_in_bad))
+        return invalid(fmt::format("burst_loss.loss_in_bad {} is not in [0, 1]", loss_in_bad));
     return {};
 }
 
 detailed_result<void> link_config::validate() const {
     if (latency.count() < 0) return invalid(fmt::format("link latency {} ns is negative", latency.count()));
     if (jitter.count() < 0) return invalid(fmt::format("link jitter {} ns is negative", jitter.count()));
-    if (!(correlation >= 0 && correlation < 1)) return invalid(fmt::format("link correlation {} is not in [0, 1)", correlation));
+    if (!(correlation >= 0 && correlation < 1))
+        return invalid(fmt::format("link correlation {} is not in [0, 1)", correlation));
     if (!is_probability(loss)) return invalid(fmt::format("link loss {} is not in [0, 1]", loss));
     if (auto r = burst_loss.validate(); !r) return r;
     if (!is_probability(duplicate)) return invalid(fmt::format("link duplicate {} is not in [0, 1]", duplicate));
@@ -1032,7 +1037,8 @@ detailed_result<void> stream_config::validate() const {
     if (break_timeout.count() <= 0) return invalid("streams.break_timeout must be positive");
     if (window_bytes == 0) return invalid("streams.window_bytes is 0: nothing could be sent");
     if (low_watermark > high_watermark)
-        return invalid(fmt::format("streams.low_watermark {} is above high_watermark {}", low_watermark, high_watermark));
+        return invalid(fmt::format("streams.low_watermark {} is above high_watermark {}",
+                                   low_watermark, high_watermark));
     if (max_frame_size == 0) return invalid("streams.max_frame_size is 0");
     if (max_frame_size > 0xffffffffu) return invalid("streams.max_frame_size is over 4 GiB");
     return {};
@@ -1048,7 +1054,8 @@ detailed_result<void> network_config::validate() const {
 detailed_result<void> random_faults::validate() const {
     if (end < begin) return invalid("random_faults.end is before begin");
     for (double rate : {crashes_per_hour, pauses_per_hour, partitions_per_hour, loss_bursts_per_hour})
-        if (!(rate >= 0 && rate < 1e9)) return invalid(fmt::format("random_faults rate {} is negative or absurd", rate));
+        if (!(rate >= 0 && rate < 1e9))
+            return invalid(fmt::format("random_faults rate {} is negative or absurd", rate));
     for (duration d : {downtime, pause_length, partition_length, loss_burst_length})
         if (d.count() <= 0) return invalid("random_faults durations must be positive");
     return burst.validate();
@@ -1169,7 +1176,8 @@ detailed_result<void> network::add_protocol(node_id id, std::uint16_t port, net:
     if (port == 0) return error{errc::invalid_argument, "a protocol needs a port other than 0"};
     if (!factory) return error{errc::invalid_argument, "the protocol factory is empty"};
     node& n = impl_->nodes[id];
-    if (impl_->slot_for_port(n, port)) return error{errc::already_exists, fmt::format("node {} already has port {}", id, port)};
+    if (impl_->slot_for_port(n, port))
+        return error{errc::already_exists, fmt::format("node {} already has port {}", id, port)};
     if (n.slots.size() >= 0xffff) return error{errc::too_large, "too many protocols on one node"};
     auto slot = std::make_unique<protocol_slot>();
     slot->port = port;
@@ -1283,8 +1291,10 @@ detailed_result<partition_id> network::partition(const std::vector<std::vector<n
     partition_rule rule{impl_->next_partition, false, std::vector<std::uint8_t>(impl_->nodes.size(), 0)};
     for (std::size_t g = 0; g < groups.size(); ++g)
         for (node_id id : groups[g]) {
-            if (id >= impl_->nodes.size()) return error{errc::not_found, fmt::format("partition names unknown node {}", id)};
-            if (rule.side[id] != 0) return error{errc::invalid_argument, fmt::format("node {} is in two partition groups", id)};
+            if (id >= impl_->nodes.size())
+                return error{errc::not_found, fmt::format("partition names unknown node {}", id)};
+            if (rule.side[id] != 0)
+                return error{errc::invalid_argument, fmt::format("node {} is in two partition groups", id)};
             rule.side[id] = static_cast<std::uint8_t>(g + 1);
         }
     ++impl_->next_partition;
@@ -1297,7 +1307,8 @@ detailed_result<partition_id> network::partition_one_way(std::span<const node_id
     partition_rule rule{impl_->next_partition, true, std::vector<std::uint8_t>(impl_->nodes.size(), 0)};
     for (int pass = 0; pass < 2; ++pass)
         for (node_id id : pass == 0 ? from : to) {
-            if (id >= impl_->nodes.size()) return error{errc::not_found, fmt::format("partition names unknown node {}", id)};
+            if (id >= impl_->nodes.size())
+                return error{errc::not_found, fmt::format("partition names unknown node {}", id)};
             if (rule.side[id] != 0) return error{errc::invalid_argument, fmt::format("node {} is on both sides", id)};
             rule.side[id] = static_cast<std::uint8_t>(pass + 1);
         }
@@ -1353,8 +1364,9 @@ detailed_result<void> network::apply(const fault_schedule& schedule) {
         if (f.at.time_since_epoch().count() < impl_->now)
             return error{errc::invalid_argument, fmt::format("fault {} at {} ns is in the past", to_string(f.kind),
                                                              f.at.time_since_epoch().count())};
-        const bool on_node = f.kind == fault_kind::crash || f.kind == fault_kind::restart || f.kind == fault_kind::pause ||
-                             f.kind == fault_kind::resume || f.kind == fault_kind::isolate;
+        const bool on_node = f.kind == fault_kind::crash || f.kind == fault_kind::restart ||
+                             f.kind == fault_kind::pause || f.kind == fault_kind::resume ||
+                             f.kind == fault_kind::isolate;
         if (on_node && f.node >= impl_->nodes.size())
             return error{errc::not_found, fmt::format("fault {} names unknown node {}", to_string(f.kind), f.node)};
         if (f.length.count() < 0) return error{errc::invalid_argument, "a fault length cannot be negative"};
@@ -1466,6 +1478,8 @@ bool network::run_until(const std::function<bool()>& done, time_point deadline) 
 std::size_t network::pending_events() const noexcept { return impl_->queue.size(); }
 std::uint64_t network::trace_hash() const noexcept { return impl_->trace; }
 const counters& network::stats() const noexcept { return impl_->stats; }
-void network::set_observer(std::function<void(const datagram_record&)> observer) { impl_->observer = std::move(observer); }
+void network::set_observer(std::function<void(const datagram_record&)> observer) {
+    impl_->observer = std::move(observer);
+}
 
 } // namespace swarm::inline v0::sim

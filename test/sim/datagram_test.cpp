@@ -296,7 +296,8 @@ TEST(sim_links, reordering_lets_datagrams_overtake) {
     network net = make_recorders(2, config);
     auto& a = rec(net, 0);
     for (std::uint64_t i = 0; i < 4000; ++i)
-        net.at(time_point{std::chrono::microseconds(i * 10)}, [&a, &net, i] { a.send_value(net.endpoint_of(1, port), i); });
+        net.at(time_point{std::chrono::microseconds(i * 10)},
+               [&a, &net, i] { a.send_value(net.endpoint_of(1, port), i); });
     net.run_for(1s);
     const auto& got = rec(net, 1).got;
     ASSERT_EQ(got.size(), 4000u);

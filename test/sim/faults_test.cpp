@@ -90,7 +90,8 @@ TEST(sim_partition, scheduled_healing_fires_at_the_given_virtual_time) {
 /// Counts its starts on the node's disk and arms a timer when it starts.
 class durable final : public recorder {
 public:
-    durable(net::transport& transport, sim::disk& d, int* timers_fired) : recorder(transport), disk_(d), fired_(timers_fired) {}
+    durable(net::transport& transport, sim::disk& d, int* timers_fired)
+        : recorder(transport), disk_(d), fired_(timers_fired) {}
     void on_start() override {
         auto& v = disk_["starts"];
         v.push_back(std::byte{1});
@@ -219,7 +220,9 @@ outcome_of_run chatter(std::uint64_t seed, bool random_faults_on) {
                 auto& to = (*peers)[self.t.random().below(peers->size())];
                 self.send_value(to, self.t.random()(), 8 + self.t.random().below(100));
             };
-            r->datagram_hook = [forward](recorder& self, const net::endpoint&, std::span<const std::byte>) { forward(self); };
+            r->datagram_hook = [forward](recorder& self, const net::endpoint&, std::span<const std::byte>) {
+                forward(self);
+            };
             return r;
         }));
     // Fresh messages every 10 ms from a node drawn from the seed, so loss does not starve the run.
