@@ -384,10 +384,12 @@ struct network::impl {
     std::int64_t transit(const link& l, link_state& st, std::size_t size, bool reliable) {
         const link_config& c = l.config;
         std::int64_t delay = c.latency.count();
-        if (c.reorder > 0 && random.chance(c.reorder)) delay = 0;
-        else if (c.jitter.count() > 0 && c.distribution != latency_distribution::constant)
+        if (c.reorder > 0 && random.chance(c.reorder)) {
+            delay = 0;
+        } else if (c.jitter.count() > 0 && c.distribution != latency_distribution::constant) {
             delay += static_cast<std::int64_t>(static_cast<double>(c.jitter.count()) * deviate(c, st));
             delay = std::max<std::int64_t>(0, delay);
+        }
         if (c.bandwidth_bits_per_second > 0) {
             std::int64_t start = std::max(now, st.busy_until);
             auto backlog = static_cast<double>(start - now) / l.ns_per_byte;
