@@ -86,8 +86,11 @@ enum class event_kind : std::uint8_t {
 
 constexpr std::uint8_t flag_fin = 1;
 
-/// One pending event; one cache line, because the pool holds every datagram in flight and each is read once
-/// long after it was written.
+/// Datagram payloads up to this size travel inside their event record, next to it in memory.
+constexpr std::size_t inline_payload = 200;
+
+/// One pending event. The pool holds every datagram in flight and each is read once long after it was
+/// written, so a small payload sits in the record itself: one contiguous block instead of two cache misses.
 struct alignas(64) event {
     std::int64_t sent_at;
     std::uint64_t aux;  // timer id, stream connection index, callback index, error value
@@ -101,6 +104,7 @@ struct alignas(64) event {
     std::uint16_t src_port;
     event_kind kind;
     std::uint8_t flags;
+    std::byte bytes[inline_payload]; // the payload when data is null
 };
 
 /// Per-sender state of one link: burst loss, jitter correlation and the bandwidth FIFO.
@@ -276,9 +280,19 @@ struct network::impl {
             events.emplace_back();
         }
         event& e = events[index];
-        e = event{};
-        e.kind = kind;
+        // Field by field: zeroing the inline payload too would cost more than the rest of the event.
+        e.sent_at = 0;
+        e.aux = 0;
+        e.hash = 0;
+        e.data = nullptr;
+        e.size = 0;
         e.node = target;
+        e.src = 0;
+        e.gen = 0;
+        e.port = 0;
+        e.src_port = 0;
+        e.kind = kind;
+        e.flags = 0;
         return index;
     }
     void schedule(std::uint32_t index, std::int64_t when) { queue.push(std::max(when, now), index); }
@@ -452,8 +466,8 @@ struct network::impl {
             e.sent_at = now;
             e.hash = ph;
             e.size = static_cast<std::uint32_t>(size);
-            e.data = buffers.allocate(size);
-            if (size > 0) std::memcpy(e.data, payload.data(), size);
+            if (size > inline_payload) e.data = buffers.allocate(size);
+            if (size > 0) std::memcpy(e.data ? e.data : e.bytes, payload.data(), size);
             e.src = from;
             e.src_port = from_port;
             e.port = to.port();
@@ -475,7 +489,7 @@ struct network::impl {
             const hot_node& from = hot[e.src];
             const net::endpoint source = from.v4 != 0 ? net::endpoint::v4(from.v4, e.src_port)
                                                       : net::endpoint{nodes[e.src].address.address(), e.src_port};
-            p->on_datagram(source, std::span<const std::byte>(e.data, e.size));
+            p->on_datagram(source, std::span<const std::byte>(e.data ? e.data : e.bytes, e.size));
         }
         buffers.release(e.data, e.size);
     }
