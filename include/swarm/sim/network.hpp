@@ -293,7 +293,8 @@ public:
     void run_until(time_point until);
     /// Runs until `done()` holds (checked after each event) or `deadline`; returns done().
     bool run_until(const std::function<bool()>& done, time_point deadline);
-    /// Events waiting in the queue.
+    /// Events waiting in the queue (datagrams and frames in flight, timers, callbacks). At most 2^24 may wait
+    /// at once; more is a contract violation (the process stops), far beyond any scenario's working set.
     std::size_t pending_events() const noexcept;
 
     // Observation.
