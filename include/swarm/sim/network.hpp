@@ -89,7 +89,9 @@ struct link_config {
     detailed_result<void> validate() const;
 };
 
-/// The TCP-like streams.
+/// The TCP-like streams. They are reliable: link loss, duplication and reordering do not apply to them (TCP
+/// hides those), while latency (kept in order), bandwidth and partitions do. A side that calls close() gets
+/// no on_stream_closed for it; its peer sees an orderly close once every queued frame has arrived.
 struct stream_config {
     /// A connect with no answer (crashed or unreachable peer) fails with errc::timed_out after this.
     duration connect_timeout = std::chrono::seconds(3);
