@@ -200,6 +200,8 @@ struct stream_side {
     std::uint32_t incarnation = 0;
     net::stream_id id = 0;
     side_state state = side_state::closed;
+    /// The connect completed (a side closed while still connecting has not).
+    bool established = false;
     bool above_high = false;
     std::size_t queued = 0;
     std::size_t in_flight = 0;
@@ -561,11 +563,13 @@ struct network::impl {
             free_connections.push_back(index);
         }
     }
-    /// Closes one side and tells its protocol why.
+    /// Closes one side and tells its protocol why. A side that was closing by its own choice hears it too:
+    /// on_stream_closed comes once for every stream, whoever closed it, as the socket driver does.
     void fail_side(std::size_t conn, int which, boost::system::error_code reason) {
         stream_side& s = connections[conn].side[which];
-        if (!alive(s) || s.state == side_state::closing) {
-            if (s.state != side_state::closed) close_side(s);
+        if (s.state == side_state::closed) return;
+        if (!alive(s)) {
+            close_side(s);
             return;
         }
         net::stream_id id = s.id;
@@ -853,6 +857,7 @@ void network::impl::handle_stream(const event& e) {
         stream_side& a = connections[conn].side[0];
         if (!alive(a)) return;
         const bool closing = a.state == side_state::closing;
+        a.established = true;
         if (!closing) a.state = side_state::open;
         pump(conn, 0);
         if (closing) return;
@@ -863,13 +868,14 @@ void network::impl::handle_stream(const event& e) {
     }
     case event_kind::stream_refused: {
         stream_side& a = connections[conn].side[0];
-        if (a.state == side_state::connecting) fail_side(conn, 0, make_error_code(errc::connection_refused));
-        else if (a.state == side_state::closing) close_side(a);
+        if (a.state == side_state::connecting || a.state == side_state::closing)
+            fail_side(conn, 0, make_error_code(errc::connection_refused));
         return;
     }
     case event_kind::stream_connect_timeout: {
         stream_side& a = connections[conn].side[0];
-        if (a.state == side_state::connecting) fail_side(conn, 0, make_error_code(errc::timed_out));
+        if (a.state == side_state::connecting || (a.state == side_state::closing && !a.established))
+            fail_side(conn, 0, make_error_code(errc::timed_out));
         return;
     }
     case event_kind::stream_fail:
@@ -879,7 +885,7 @@ void network::impl::handle_stream(const event& e) {
         stream_side& r = connections[conn].side[which];
         const stream_side& sender = connections[conn].side[1 - which];
         const bool fin = (e.flags & flag_fin) != 0;
-        if (!alive(r) || r.state == side_state::closing) {
+        if (!alive(r) || (r.state == side_state::closing && !fin)) {
             trace_frame(sender.node, r.node, e, outcome::crashed);
             buffers.release(e.data, e.size);
             return;
@@ -897,9 +903,18 @@ void network::impl::handle_stream(const event& e) {
         const net::stream_id id = r.id;
         net::protocol* p = proto_of(r);
         if (fin) {
+            // The FIN arrived: the closer's close is complete, and the receiver sees an orderly end (or, if it
+            // was closing as well, its own close completes). Both hear of it, after the state has settled.
             stream_side& s = connections[conn].side[1 - which];
-            if (s.state == side_state::closing && s.queue.empty()) close_side(s);
+            net::stream_id closer_id = 0;
+            net::protocol* closer = nullptr;
+            if (s.state == side_state::closing && s.queue.empty() && alive(s)) {
+                closer_id = s.id;
+                closer = proto_of(s);
+                close_side(s);
+            }
             close_side(r);
+            if (closer) closer->on_stream_closed(closer_id, {});
             if (p) p->on_stream_closed(id, {});
         } else if (p) {
             p->on_stream_frame(id, std::span<const std::byte>(e.data, e.size));

@@ -76,7 +76,9 @@ public:
     virtual void on_stream_frame(stream_id, std::span<const std::byte> frame) { (void)frame; }
     /// The write queue fell below the driver's low watermark after having passed its high watermark.
     virtual void on_stream_writable(stream_id) {}
-    /// The stream is gone: `reason` is empty for an orderly close by either side, else why it broke.
+    /// The stream is gone. Called exactly once for every stream, including one this protocol closed itself
+    /// (once its queued frames are delivered): `reason` is empty for an orderly close by either side, else
+    /// why it broke (connection_refused, connection_reset, timed_out, message_too_large, ...).
     virtual void on_stream_closed(stream_id, boost::system::error_code reason) { (void)reason; }
     /// The host asked the node to stop: say goodbye now; the driver drains for a bounded time, then stops.
     virtual void on_stop() {}
