@@ -153,7 +153,9 @@ struct swim::impl {
           cache_(cache ? std::move(cache) : std::make_shared<signature_cache>()), keys_(keys),
           sealer_(keys, cfg_.cluster_label, detail::id_prefix(self_->id()),
                   first_sequence ? first_sequence
-                                 : static_cast<std::uint64_t>(t.now().time_since_epoch().count() / 1000) + 1),
+                                 : static_cast<std::uint64_t>(t.now().time_since_epoch().count() / 1000) + 1,
+                  // Only uniqueness matters for the salt; the transport's generator replays under the simulator.
+                  t.random()()),
           datagram_opener_(keys, cfg_.cluster_label, seal::replay_config{cfg_.max_tracked_senders}),
           stream_opener_(keys, cfg_.cluster_label, seal::replay_config{cfg_.max_tracked_senders}),
           health_(cfg_.max_local_health) {
@@ -290,7 +292,7 @@ struct swim::impl {
         auto sealed = sealer_.seal(as_span(plain));
         if (!sealed) {
             t_.log().error("membership: cannot seal a frame: {}", sealed.error().message());
-            t_.close(stream);
+            close_stream(stream);
             return;
         }
         stats_.bytes_sent += sealed->size();
@@ -841,7 +843,7 @@ struct swim::impl {
             return;
         }
         auto it = streams_.find(stream);
-        if (it == streams_.end()) return t_.close(stream);
+        if (it == streams_.end()) return close_stream(stream);
         auto& ctx = it->second;
         switch (ctx.kind) {
         case stream_kind::push_pull:
@@ -856,7 +858,7 @@ struct swim::impl {
             break;
         case stream_kind::meta_fetch: {
             auto m = members_.find(ctx.subject);
-            if (m == members_.end()) return t_.close(stream);
+            if (m == members_.end()) return close_stream(stream);
             write_frame(stream, encode_one([&](wire::writer& w) {
                             detail::encode_meta_request(w, ctx.subject, m->second.alive.incarnation);
                         }));
@@ -875,7 +877,7 @@ struct swim::impl {
         auto opened = stream_opener_.open(frame, plain);
         if (!opened) {
             refuse(refusal_for(opened.error()), ctx.peer);
-            return t_.close(stream);
+            return close_stream(stream);
         }
         wire::reader r(plain);
         auto m = r.begin_message(plain.size());
@@ -951,10 +953,11 @@ struct swim::impl {
         if (r.ok()) r.end_message(m, wire::trailing::skip);
         if (!r.ok()) refuse(refusal::malformed, ctx.peer);
         // Every exchange is one frame each way: whoever has answered, or has its answer, closes.
-        t_.close(stream);
+        close_stream(stream);
     }
 
-    void on_stream_closed(net::stream_id stream, boost::system::error_code) {
+    /// Forgets a stream's context; the same whether we closed it or the driver reports it gone.
+    void forget_stream(net::stream_id stream) {
         auto it = streams_.find(stream);
         if (it == streams_.end()) return;
         if (it->second.push_pull_in) --push_pull_in_;
@@ -962,13 +965,20 @@ struct swim::impl {
         streams_.erase(it);
     }
 
+    void close_stream(net::stream_id stream) {
+        forget_stream(stream);
+        t_.close(stream);
+    }
+
+    void on_stream_closed(net::stream_id stream, boost::system::error_code) { forget_stream(stream); }
+
     void on_stream_check() {
         t_.set_timer(stream_check, t_.now() + std::chrono::seconds(1));
         std::vector<net::stream_id> expired;
         for (const auto& [id, ctx] : streams_)
             if (ctx.deadline <= t_.now()) expired.push_back(id);
         std::sort(expired.begin(), expired.end());
-        for (auto id : expired) t_.close(id);
+        for (auto id : expired) close_stream(id);
     }
 
     // --- anti-entropy, joining, healing ----------------------------------------------------------------
