@@ -83,3 +83,38 @@ TEST(local_health, scales_and_saturates) {
 }
 
 } // namespace
+
+#include <swarm/core/config.hpp>
+#include <swarm/membership/config.hpp>
+
+namespace {
+
+TEST(membership_config, loads_from_json_with_clear_errors) {
+    auto ok = swarm::config::parse<swarm::membership::config>(
+        R"({"cluster_label": "prod", "probe_interval": "1s", "probe_timeout": "400ms", "seeds": ["127.0.0.1:7946"]})");
+    ASSERT_TRUE(ok.has_value()) << ok.error().describe();
+    EXPECT_EQ(ok->probe_interval, std::chrono::seconds(1));
+    EXPECT_EQ(ok->seeds.size(), 1u);
+
+    auto typo = swarm::config::parse<swarm::membership::config>(R"({"probe_intervl": "1s"})");
+    ASSERT_FALSE(typo.has_value());
+    EXPECT_EQ(typo.error().code, swarm::errc::config_unknown_key);
+
+    auto invalid = swarm::config::parse<swarm::membership::config>(R"({"probe_timeout": "2s"})");
+    ASSERT_FALSE(invalid.has_value());
+    EXPECT_NE(invalid.error().message.find("probe_timeout"), std::string::npos);
+}
+
+TEST(membership_config, profiles_are_valid_and_differ_where_documented) {
+    EXPECT_TRUE(swarm::membership::config::swarm_profile().validate());
+    const auto ml = swarm::membership::config::memberlist_lan();
+    EXPECT_TRUE(ml.validate());
+    EXPECT_EQ(ml.probe_interval, std::chrono::seconds(1));
+    EXPECT_EQ(ml.probe_timeout, std::chrono::milliseconds(500));
+    const auto plain = swarm::membership::config::plain_swim();
+    EXPECT_TRUE(plain.validate());
+    EXPECT_FALSE(plain.nacks);
+    EXPECT_EQ(plain.max_local_health, 0);
+}
+
+} // namespace

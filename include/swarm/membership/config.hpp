@@ -82,6 +82,39 @@ struct config {
     static config plain_swim();
 
     detailed_result<void> validate() const;
+
+    /// The JSON shape (swarm::config): every field above under its own name.
+    template <class F>
+    void describe(F& f) {
+        f("cluster_label", cluster_label);
+        f("seeds", seeds);
+        f("probe_interval", probe_interval);
+        f("probe_timeout", probe_timeout);
+        f("indirect_checks", indirect_checks);
+        f("tcp_fallback", tcp_fallback);
+        f("max_local_health", max_local_health);
+        f("nacks", nacks);
+        f("suspicion_multiplier", suspicion_multiplier);
+        f("suspicion_max_multiplier", suspicion_max_multiplier);
+        f("suspicion_confirmations", suspicion_confirmations);
+        f("gossip_interval", gossip_interval);
+        f("gossip_nodes", gossip_nodes);
+        f("retransmit_multiplier", retransmit_multiplier);
+        f("gossip_to_dead", gossip_to_dead);
+        f("packet_size", packet_size);
+        f("push_pull_interval", push_pull_interval);
+        f("max_concurrent_push_pull", max_concurrent_push_pull);
+        f("stream_timeout", stream_timeout);
+        f("join_retry_interval", join_retry_interval);
+        f("join_retry_max", join_retry_max);
+        f("reconnect_interval", reconnect_interval);
+        f("tombstone_ttl", tombstone_ttl);
+        f("max_tombstones", max_tombstones);
+        f("dead_node_reclaim", dead_node_reclaim);
+        f("max_metadata_bytes", max_metadata_bytes);
+        f("inline_metadata_bytes", inline_metadata_bytes);
+        f("max_tracked_senders", max_tracked_senders);
+    }
 };
 
 } // namespace swarm::inline v0::membership
