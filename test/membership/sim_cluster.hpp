@@ -67,7 +67,7 @@ struct cluster {
     /// Every running node sees `expected` live members.
     bool all_see(std::size_t expected) {
         for (swarm::sim::node_id n = 0; n < net.node_count(); ++n) {
-            if (net.state(n) != swarm::sim::node_state::running) continue;
+            if (net.state(n) != swarm::sim::node_state::running || !at(n)) continue;
             if (at(n)->live_count() != expected) return false;
         }
         return true;
@@ -76,7 +76,7 @@ struct cluster {
     /// Every running node other than `subject` sees it in `state`.
     bool all_see_state(swarm::sim::node_id subject, swarm::membership::member_state state) {
         for (swarm::sim::node_id n = 0; n < net.node_count(); ++n) {
-            if (n == subject || net.state(n) != swarm::sim::node_state::running) continue;
+            if (n == subject || net.state(n) != swarm::sim::node_state::running || !at(n)) continue;
             auto m = at(n)->find(identities[subject]->id());
             if (!m || m->state != state) return false;
         }
