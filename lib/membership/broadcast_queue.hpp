@@ -59,14 +59,20 @@ template <class Sink>
 std::size_t broadcast_queue::fill(std::size_t budget, std::size_t overhead, unsigned limit, Sink&& sink) {
     std::size_t used = 0;
     sent_.clear();
-    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    // A few updates that do not fit are skipped in favour of smaller ones further on; beyond that the
+    // packet is as full as it will usefully get, and scanning a long queue would cost more than it saves.
+    constexpr int max_skips = 8;
+    int skips = 0;
+    for (auto it = queue_.begin(); it != queue_.end() && skips < max_skips; ++it) {
         const auto& entry = items_.at(it->sequence);
         const std::size_t cost = entry.encoded.size() + overhead;
-        if (used + cost > budget) continue; // a smaller update further on may still fit
+        if (used + cost > budget) {
+            ++skips;
+            continue;
+        }
         sink(std::span<const std::byte>(entry.encoded));
         used += cost;
         sent_.push_back(*it);
-        if (budget - used <= overhead) break;
     }
     for (const auto& position : sent_) {
         queue_.erase(position);

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <list>
+#include <set>
 #include <unordered_map>
 
 namespace swarm::inline v0::membership {
@@ -494,6 +495,7 @@ struct swim::impl {
             const auto expected = std::min<unsigned>(cfg_.suspicion_confirmations,
                                                      static_cast<unsigned>(std::max<std::size_t>(live_count(), 2) - 2));
             e.suspicion.emplace(a.accuser, t_.now(), min, max, expected);
+            suspects_.insert(a.target);
             ++stats_.suspicions;
             enqueue_accusation(kind, a);
             emit(event_kind::suspect, a.target, e);
@@ -527,12 +529,15 @@ struct swim::impl {
 
     void reschedule_suspicion() {
         std::optional<time_point> next;
-        for (const auto& id : live_) {
-            const auto& e = members_.at(id);
-            if (e.state == member_state::suspect && e.suspicion) {
-                const auto d = e.suspicion->deadline();
-                if (!next || d < *next) next = d;
+        for (auto it = suspects_.begin(); it != suspects_.end();) {
+            auto m = members_.find(*it);
+            if (m == members_.end() || m->second.state != member_state::suspect || !m->second.suspicion) {
+                it = suspects_.erase(it);
+                continue;
             }
+            const auto d = m->second.suspicion->deadline();
+            if (!next || d < *next) next = d;
+            ++it;
         }
         if (next)
             t_.set_timer(suspicion_check, *next);
@@ -542,12 +547,12 @@ struct swim::impl {
 
     void on_suspicion_check() {
         std::vector<node_id> expired;
-        for (const auto& id : live_) {
-            const auto& e = members_.at(id);
-            if (e.state == member_state::suspect && e.suspicion && e.suspicion->deadline() <= t_.now())
+        for (const auto& id : suspects_) {
+            auto m = members_.find(id);
+            if (m != members_.end() && m->second.state == member_state::suspect && m->second.suspicion &&
+                m->second.suspicion->deadline() <= t_.now())
                 expired.push_back(id);
         }
-        std::sort(expired.begin(), expired.end()); // a deterministic order, whatever live_ holds
         for (const auto& id : expired) accuse(message_type::dead, id);
         reschedule_suspicion();
     }
@@ -1124,6 +1129,7 @@ struct swim::impl {
     std::vector<node_id> probe_order_;
     std::size_t probe_index_ = 0;
     std::vector<node_id> recently_dead_;
+    std::set<node_id> suspects_; // ordered, so expiry is processed in the same order on every run
 
     std::optional<probe> probe_;
     std::unordered_map<std::uint32_t, relay> relays_;
