@@ -1,7 +1,8 @@
 // Decodes arbitrary bytes as the representative messages. Whatever decodes strictly must re-encode to the
 // very same bytes (the encoding is canonical); whatever decodes leniently (skipping appended fields) must
 // re-encode to something that decodes strictly to the same value. Then reads the same bytes with a sequence
-// of primitive reads chosen by the first byte, and checks each against a plain reference decoding.
+// of primitive reads chosen by the first byte, and checks each against a plain reference decoding, and checks
+// the UTF-8 fast path against the full check.
 #include "sample_messages.hpp"
 
 #include <swarm/core/random.hpp>
@@ -127,5 +128,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check<sample::gossip>(in);
     check<sample::ping>(in);
     check_primitives(in);
+    // The inline ASCII fast path must agree with the full check.
+    const std::string_view text{reinterpret_cast<const char*>(data), size};
+    if (swarm::wire::valid_utf8(text) != swarm::wire::detail::valid_utf8_slow(data, data + size)) std::abort();
     return 0;
 }

@@ -91,8 +91,9 @@ inline void encode(wire::writer& w, const gossip& g) {
     w.end_message(body);
 }
 
-/// The message type, so that the caller picks the decoder; the reader is left inside the body.
-inline message_type peek_type(wire::reader& r, wire::reader::message& m) {
+/// Reads the envelope and returns the message type (errc::malformed for an unknown one); the reader is left
+/// inside the body.
+inline message_type begin_envelope(wire::reader& r, wire::reader::message& m) {
     m = r.begin_message(max_body);
     if (r.ok() && m.type != static_cast<std::uint64_t>(message_type::ping) &&
         m.type != static_cast<std::uint64_t>(message_type::gossip))
@@ -135,7 +136,7 @@ inline void decode_body(wire::reader& r, gossip& g, wire::trailing t) {
 inline swarm::result<void> decode(std::span<const std::byte> in, ping& p, wire::trailing t = wire::trailing::reject) {
     wire::reader r(in);
     wire::reader::message m;
-    if (peek_type(r, m) != message_type::ping) r.fail(swarm::errc::malformed);
+    if (begin_envelope(r, m) != message_type::ping) r.fail(swarm::errc::malformed);
     decode_body(r, p);
     r.end_message(m, t);
     return r.finish();
@@ -144,7 +145,7 @@ inline swarm::result<void> decode(std::span<const std::byte> in, ping& p, wire::
 inline swarm::result<void> decode(std::span<const std::byte> in, gossip& g, wire::trailing t = wire::trailing::reject) {
     wire::reader r(in);
     wire::reader::message m;
-    if (peek_type(r, m) != message_type::gossip) r.fail(swarm::errc::malformed);
+    if (begin_envelope(r, m) != message_type::gossip) r.fail(swarm::errc::malformed);
     decode_body(r, g, t);
     r.end_message(m, t);
     return r.finish();

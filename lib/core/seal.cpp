@@ -1,5 +1,7 @@
 #include <swarm/core/seal.hpp>
 
+#include "sodium_init.hpp"
+
 #include <gsl/assert>
 #include <sodium.h>
 
@@ -31,14 +33,6 @@ constexpr std::size_t ad_size = header_size + label_hash_size;
 static_assert(salt_at + 8 == header_size);
 static_assert(header_size - nonce_at == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
 
-void ensure_sodium() {
-    static std::once_flag once;
-    std::call_once(once, [] {
-        // Fails only when the OS offers no randomness: nothing in this file can be safe then.
-        if (sodium_init() < 0) std::abort();
-    });
-}
-
 unsigned char* u(std::byte* p) noexcept { return reinterpret_cast<unsigned char*>(p); }
 const unsigned char* u(const std::byte* p) noexcept { return reinterpret_cast<const unsigned char*>(p); }
 
@@ -57,6 +51,13 @@ std::uint32_t load_be32(const std::byte* p) noexcept {
     std::uint32_t v = 0;
     for (int i = 0; i < 4; ++i) v = (v << 8) | std::to_integer<std::uint32_t>(p[i]);
     return v;
+}
+
+/// Whether two buffers share a byte; std::less gives a total order even across unrelated arrays.
+bool overlaps(std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
+    if (a.empty() || b.empty()) return false;
+    const std::less<const std::byte*> before;
+    return before(a.data(), b.data() + b.size()) && before(b.data(), a.data() + a.size());
 }
 
 /// BLAKE2b-256 of the label under a domain string, so the hash means nothing outside this format.
@@ -97,7 +98,7 @@ struct snapshot {
 } // namespace
 
 key_id id_of(std::span<const std::byte, key_size> key) noexcept {
-    ensure_sodium();
+    detail::sodium_init_once();
     static constexpr std::string_view context{"swarm seal key id v1"};
     std::array<unsigned char, crypto_generichash_BYTES_MIN> h{};
     crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(context.data()), context.size(),
@@ -119,7 +120,7 @@ struct keyring::impl {
         return current;
     }
 
-    /// Builds the next version from the current one; edit returns false (and an error) to abandon it.
+    /// Builds the next version from the current one; an error from edit abandons it (and wipes it).
     template <class Edit>
     result<void> change(Edit edit) {
         std::lock_guard lock(mutex);
@@ -156,7 +157,7 @@ private:
     }
 };
 
-keyring::keyring() : impl_(std::make_shared<impl>()) { ensure_sodium(); }
+keyring::keyring() : impl_(std::make_shared<impl>()) { detail::sodium_init_once(); }
 keyring::~keyring() = default;
 keyring::keyring(const keyring&) = default;
 keyring& keyring::operator=(const keyring&) = default;
@@ -241,7 +242,7 @@ struct sealer::impl {
 
 sealer::sealer(const keyring& ring, std::string_view label, std::uint64_t sender, std::uint64_t first_sequence,
                std::optional<std::uint64_t> salt) {
-    ensure_sodium();
+    detail::sodium_init_once();
     impl_ = std::make_unique<impl>(ring.impl_, label, sender, first_sequence, salt);
 }
 sealer::~sealer() = default;
@@ -254,10 +255,7 @@ std::uint64_t sealer::next_sequence() const noexcept { return impl_->next; }
 result<std::size_t> sealer::seal(std::span<const std::byte> plaintext, std::span<std::byte> out) {
     auto& s = *impl_;
     if (out.size() < overhead || out.size() - overhead < plaintext.size()) return errc::invalid_argument;
-    const std::less<const std::byte*> before;
-    if (!plaintext.empty() && before(out.data(), plaintext.data() + plaintext.size()) &&
-        before(plaintext.data(), out.data() + out.size()))
-        return errc::invalid_argument;
+    if (overlaps(plaintext, out) && plaintext.data() != out.data() + header_size) return errc::invalid_argument;
     const auto& ring = s.keys.current();
     if (ring.keys.empty()) return errc::unknown_key;
     // The last value is never used, so "exhausted" needs no extra state.
@@ -413,7 +411,7 @@ struct opener::impl {
 
 opener::opener(const keyring& ring, std::string_view label, replay_config replay) {
     Expects(replay.validate().has_value());
-    ensure_sodium();
+    detail::sodium_init_once();
     impl_ = std::make_unique<impl>(ring.impl_, label, replay);
 }
 opener::~opener() = default;
@@ -437,9 +435,7 @@ result<opened> opener::open(std::span<const std::byte> sealed, std::span<std::by
     if (slot != none && s.replay.seen(slot, sequence)) return errc::replayed;
     const std::size_t size = sealed.size() - overhead;
     if (out.size() < size) return errc::invalid_argument;
-    const std::less<const std::byte*> before;
-    if (size != 0 && before(out.data(), sealed.data() + sealed.size()) && before(sealed.data(), out.data() + size))
-        return errc::invalid_argument;
+    if (overlaps(sealed, out.first(size)) && out.data() != sealed.data() + header_size) return errc::invalid_argument;
 
     std::memcpy(s.ad.data(), h, header_size);
     unsigned long long written = 0;

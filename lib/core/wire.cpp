@@ -24,6 +24,20 @@ std::byte* writer::grow_slow(std::size_t n) noexcept {
 std::uint64_t reader::varint_slow() noexcept {
     const auto* at = pos_;
     std::uint64_t v = 0;
+    if (end_ - pos_ >= static_cast<std::ptrdiff_t>(max_varint_size)) {
+        // Room for the longest form: no bounds checks inside the loop.
+        for (unsigned shift = 0; shift < 63; shift += 7) {
+            const auto b = std::to_integer<std::uint8_t>(*pos_++);
+            v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+            if (b < 0x80) {
+                if (b == 0 && shift != 0) break; // non-canonical
+                return v;
+            }
+        }
+        // Non-canonical, or the tenth byte: let the careful loop below decide (and report) it.
+        pos_ = at;
+        v = 0;
+    }
     for (unsigned shift = 0;; shift += 7) {
         if (pos_ == end_) {
             fail_at(at, errc::truncated);
@@ -48,19 +62,10 @@ std::uint64_t reader::varint_slow() noexcept {
     }
 }
 
-bool valid_utf8(std::string_view text) noexcept {
-    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* const end = p + text.size();
+namespace detail {
+
+bool valid_utf8_slow(const unsigned char* p, const unsigned char* const end) noexcept {
     while (p != end) {
-        // Eight ASCII bytes at a time: the common case for names, addresses and labels.
-        if (end - p >= 8) {
-            std::uint64_t word;
-            std::memcpy(&word, p, 8);
-            if ((word & 0x8080808080808080ULL) == 0) {
-                p += 8;
-                continue;
-            }
-        }
         const unsigned c = *p;
         if (c < 0x80) {
             ++p;
@@ -89,5 +94,7 @@ bool valid_utf8(std::string_view text) noexcept {
     }
     return true;
 }
+
+} // namespace detail
 
 } // namespace swarm::inline v0::wire

@@ -55,6 +55,7 @@ struct storage_config {
 // The worked example: nested structs, a vector, a map, an optional, an enum, durations and endpoints.
 struct node_config {
     std::string name = "node";
+    std::filesystem::path key_file = "node.key";
     bool verbose = false;
     double cpu_share = 0.5;
     std::int8_t priority = 0;
@@ -68,6 +69,7 @@ struct node_config {
     template <class F>
     void describe(F& f) {
         f("name", name);
+        f("key_file", key_file);
         f("verbose", verbose);
         f("cpu_share", cpu_share);
         f("priority", priority);
@@ -87,6 +89,7 @@ struct node_config {
 
 constexpr std::string_view full_example = R"({
   "name": "gpu-7",
+  "key_file": "/etc/swarm/gpu-7.key",
   "verbose": true,
   "cpu_share": 0.25,
   "priority": -3,
@@ -113,6 +116,7 @@ TEST(config, reads_every_field_kind_of_the_worked_example) {
     ASSERT_TRUE(r.has_value()) << r.error().describe();
     const auto& c = *r;
     EXPECT_EQ(c.name, "gpu-7");
+    EXPECT_EQ(c.key_file, std::filesystem::path("/etc/swarm/gpu-7.key"));
     EXPECT_TRUE(c.verbose);
     EXPECT_EQ(c.cpu_share, 0.25);
     EXPECT_EQ(c.priority, -3);
@@ -151,6 +155,7 @@ TEST(config, round_trips_through_json_text_and_back) {
     ASSERT_TRUE(second.has_value()) << second.error().describe();
     EXPECT_EQ(config::to_json(*second), json);
     EXPECT_EQ(json.at("shutdown_grace"), "1500ms");
+    EXPECT_EQ(json.at("key_file"), "/etc/swarm/gpu-7.key");
     EXPECT_EQ(json.at("membership").at("seeds").at(0), "127.0.0.1:7946");
     EXPECT_EQ(json.at("storage").at("mode"), "fast");
     EXPECT_TRUE(json.at("extra_stores").at(1).at("quota_bytes").is_null());

@@ -41,7 +41,8 @@ TEST(seal, round_trip_reports_sender_sequence_and_key) {
     seal::sealer s(ring, "prod", 0xabcdef, 100);
     seal::opener o(ring, "prod");
     auto msg = sealed_by(s, "hello swarm");
-    EXPECT_EQ(msg.size(), 11 + seal::overhead);
+    EXPECT_EQ(msg.size(), 11 + seal::sealer::overhead);
+    static_assert(seal::sealer::overhead == 49);
     EXPECT_EQ(s.next_sequence(), 101u);
     bytes out;
     auto r = o.open(msg, out);
@@ -192,6 +193,24 @@ TEST(seal, sealing_needs_a_key_and_room) {
     EXPECT_EQ(last.seal(plain).error(), swarm::errc::too_large);
 }
 
+TEST(seal, seals_and_opens_in_place) {
+    auto ring = ring_with(1);
+    seal::sealer s(ring, "prod", 7, 1);
+    seal::opener o(ring, "prod");
+    const auto plain = text("encoded right where it will be sealed");
+    bytes buffer(plain.size() + seal::overhead);
+    std::ranges::copy(plain, buffer.begin() + seal::header_size);
+    auto body = std::span{buffer}.subspan(seal::header_size, plain.size());
+    ASSERT_EQ(s.seal(body, buffer).value(), buffer.size());
+    auto r = o.open(buffer, body);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(std::ranges::equal(body, plain));
+    // Overlapping by any other offset is refused (checked before authentication, so a fresh opener).
+    seal::opener fresh(ring, "prod");
+    EXPECT_EQ(fresh.open(buffer, std::span{buffer}.subspan(1, plain.size())).error(), swarm::errc::invalid_argument);
+    EXPECT_EQ(s.seal(std::span{buffer}.subspan(1, 8), buffer).error(), swarm::errc::invalid_argument);
+}
+
 TEST(seal, every_short_input_is_rejected_cleanly) {
     auto ring = ring_with(1);
     seal::sealer s(ring, "prod", 7, 1);
@@ -249,6 +268,9 @@ TEST(seal, replay_config_is_validated) {
     EXPECT_EQ(zero.error(), swarm::errc::config_invalid_value);
     EXPECT_NE(zero.error().message.find("max_senders"), std::string::npos);
     EXPECT_FALSE(seal::replay_config{.max_senders = std::size_t{1} << 30}.validate().has_value());
+    // An opener refuses to start with an invalid one: a contract violation, not a silent clamp.
+    auto ring = ring_with(1);
+    EXPECT_DEATH(seal::opener(ring, "prod", seal::replay_config{.max_senders = 0}), "");
 }
 
 TEST(seal, a_restarted_sender_with_a_higher_first_sequence_is_accepted) {

@@ -80,7 +80,8 @@ TEST(wire, signed_varints_keep_small_magnitudes_short) {
 }
 
 TEST(wire, non_canonical_and_overflowing_varints_are_malformed) {
-    for (auto in : {b({0x80, 0x00}), b({0xff, 0x80, 0x00}),
+    for (auto in : {b({0x80, 0x00}), b({0xff, 0x80, 0x00}), b({0x80, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}),
+                    b({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0}),
                     b({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}),        // 65 bits
                     b({0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})}) { // 11 bytes
         wire::reader r(in);
@@ -162,7 +163,8 @@ TEST(wire, lengths_over_the_maximum_or_the_input_are_too_large) {
 
 TEST(wire, invalid_utf8_is_malformed) {
     for (std::string bad : {std::string("\xc0\xaf"), std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
-                            std::string("\xe2\x82"), std::string("\x80"), std::string("abcdefgh\xff")}) {
+                            std::string("\xe2\x82"), std::string("\x80"), std::string("abcdefgh\xff"),
+                            std::string("abcdefg\xff"), std::string("abcdefghijklmnop\xc3")}) {
         EXPECT_FALSE(wire::valid_utf8(bad)) << bad;
         auto out = encode([&](wire::writer& w) { w.string(bad); });
         wire::reader r(out);
@@ -171,7 +173,7 @@ TEST(wire, invalid_utf8_is_malformed) {
     }
     for (std::string good : {std::string("plain ascii text, longer than eight"), std::string("\xc3\xa9"),
                              std::string("\xe2\x82\xac"), std::string("\xf0\x9f\x98\x80"),
-                             std::string("\xf4\x8f\xbf\xbf")})
+                             std::string("\xf4\x8f\xbf\xbf"), std::string("abcdefghijklmno\xc3\xa9"), std::string()})
         EXPECT_TRUE(wire::valid_utf8(good)) << good;
 }
 
@@ -204,6 +206,29 @@ TEST(wire, sections_patch_their_length_even_past_one_byte) {
         EXPECT_EQ(r.u8(), 0xff);
         EXPECT_TRUE(r.finish().has_value()) << body;
     }
+}
+
+TEST(wire, nested_sections_survive_an_inner_length_growing) {
+    const bytes inner_body(200, std::byte{0x11});
+    auto out = encode([&](wire::writer& w) {
+        auto outer = w.begin_section();
+        w.u8(0x01);
+        auto inner = w.begin_section();
+        w.raw(inner_body);
+        w.end_section(inner); // a two-byte length: the body moves, inside the outer section
+        w.u8(0x02);
+        w.end_section(outer);
+    });
+    wire::reader r(out);
+    auto outer = r.begin_section(1024);
+    EXPECT_EQ(r.remaining(), 1 + 2 + 200 + 1u);
+    EXPECT_EQ(r.u8(), 0x01);
+    auto inner = r.begin_section(1024);
+    EXPECT_TRUE(std::ranges::equal(r.raw(200), inner_body));
+    r.end_section(inner, wire::trailing::reject);
+    EXPECT_EQ(r.u8(), 0x02);
+    r.end_section(outer, wire::trailing::reject);
+    EXPECT_TRUE(r.finish().has_value());
 }
 
 TEST(wire, reads_stop_at_the_end_of_a_section) {

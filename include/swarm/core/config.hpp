@@ -15,10 +15,10 @@
 //     auto cfg = swarm::config::load_file<membership_config>("membership.json");
 //
 // Supported field types: bool, every integer width (range-checked), float and double, std::string,
-// swarm::duration (JSON string "250ms", "1.5s", "1m30s"), swarm::net::endpoint ("127.0.0.1:7946",
+// std::filesystem::path (a string), swarm::duration (JSON string "250ms", "1.5s", "1m30s"), swarm::net::endpoint ("127.0.0.1:7946",
 // "[::1]:7946"), enums with a name table (see describe_enum below), std::vector<T>,
 // std::map<std::string, T>, std::optional<T> (null or absent) and nested described structs.
-// Missing keys keep the struct's defaults unless marked `required`; unknown keys are errors. After a struct
+// Missing keys keep the struct's defaults unless marked `required`; unknown and duplicate keys are errors. After a struct
 // is read, its validate() runs (nested ones first). Errors name the full key path ("membership.seeds[2]")
 // and what was expected.
 #pragma once
@@ -208,6 +208,11 @@ maybe_error read_value(const boost::json::value& v, T& out, const std::string& p
         return std::nullopt;
     } else if constexpr (std::is_same_v<T, std::string>) {
         return read_string(v, out, path);
+    } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
+        std::string text;
+        if (auto e = read_string(v, text, path)) return e;
+        out = std::move(text);
+        return std::nullopt;
     } else if constexpr (std::is_same_v<T, duration>) {
         return read_duration(v, out, path);
     } else if constexpr (std::is_same_v<T, net::endpoint>) {
@@ -290,6 +295,8 @@ boost::json::value write_value(const T& v) {
         return static_cast<double>(v);
     } else if constexpr (std::is_same_v<T, std::string>) {
         return boost::json::string(v);
+    } else if constexpr (std::is_same_v<T, std::filesystem::path>) {
+        return boost::json::string(v.string());
     } else if constexpr (std::is_same_v<T, duration>) {
         return boost::json::string(format_duration(v));
     } else if constexpr (std::is_same_v<T, net::endpoint>) {

@@ -3,7 +3,7 @@
 //
 // Sealed datagram (version 1), header in clear and authenticated:
 //   0   u8      format version (1)
-//   1   4 bytes label tag: the first 4 bytes of BLAKE2b-256 of the cluster label
+//   1   4 bytes label tag: the first 4 bytes of the label hash, BLAKE2b-256 of a domain string and the label
 //   5   4 bytes key id: the first 4 bytes of BLAKE2b keyed with the key, over a fixed string
 //   9   u64 BE  sender
 //   17  u64 BE  sequence
@@ -27,13 +27,14 @@
 // enter the table only after a message from them authenticates, so forged traffic cannot flush it. The table
 // is bounded (replay_config::max_senders) and evicts the least recently heard sender. Residual risk: once a
 // sender is evicted, messages of it that an attacker recorded can be replayed once each, until the
-// sender's next genuine message re-enters it. Size the table above the cluster size to make this a
-// non-issue for live members.
+// sender's next genuine message re-enters it. An opener that restarts starts with an empty table and has
+// the same exposure for every sender. Size the table above the cluster size so that eviction never touches
+// live members, and let the protocol above reject stale content (incarnations, timestamps) as well.
 //
 // Restarts: a restarted sender must start above the sequences its previous life used, or its messages are
 // rejected as replays until it passes them. The caller chooses the first sequence, e.g. the wall-clock time
-// in microseconds (monotonic across restarts unless the clock steps back, at most 2^64 / 1e6 / 86400 /
-// 365 ≈ 584,000 years of headroom), or a persisted epoch counter shifted left by 32 bits.
+// in microseconds (safe while the clock does not step back and the sender averages under one message per
+// microsecond; 2^64 microseconds is about 584,000 years), or a persisted epoch counter shifted left by 32.
 //
 // Threading: keyring methods may be called from any thread at any time; a sealer or an opener is used from
 // one thread (strand) at a time, and picks up keyring changes at its next call.
@@ -101,6 +102,9 @@ private:
 /// Seals datagrams from one sender. Not thread-safe; a moved-from sealer may only be destroyed or assigned.
 class sealer {
 public:
+    /// Bytes a sealed datagram has beyond its plaintext (the namespace's overhead, for sealer::overhead users).
+    static constexpr std::size_t overhead = ::swarm::seal::overhead;
+
     /// first_sequence: the sequence of the first message; see "Restarts" above for choosing it.
     /// salt: leave it empty in production (drawn from the OS); the simulator passes one drawn from its seed so
     /// that a run replays bit for bit. Two sealers with one sender and key must never share a salt.
@@ -110,9 +114,10 @@ public:
     sealer(sealer&&) noexcept;
     sealer& operator=(sealer&&) noexcept;
 
-    /// Writes plaintext.size() + overhead bytes to out and returns that size. errc::invalid_argument when out
-    /// is too small or overlaps plaintext, errc::unknown_key when the ring has no key, errc::too_large once
-    /// the sequence space is exhausted.
+    /// Writes plaintext.size() + overhead bytes to out and returns that size. The plaintext may sit exactly in
+    /// place, at out + header_size (a message encoded there is sealed without a copy). Errors:
+    /// errc::invalid_argument when out is too small or overlaps plaintext otherwise, errc::unknown_key when
+    /// the ring has no key, errc::too_large once the sequence space is exhausted.
     result<std::size_t> seal(std::span<const std::byte> plaintext, std::span<std::byte> out);
     /// The same, into a new vector.
     result<std::vector<std::byte>> seal(std::span<const std::byte> plaintext);
@@ -153,7 +158,8 @@ public:
     opener(opener&&) noexcept;
     opener& operator=(opener&&) noexcept;
 
-    /// Authenticates and decrypts into out (at least sealed.size() - overhead bytes, not overlapping sealed).
+    /// Authenticates and decrypts into out: at least sealed.size() - overhead bytes, not overlapping sealed
+    /// unless exactly in place (out starting at sealed + header_size).
     /// Errors, in the order they are checked: errc::truncated (shorter than overhead),
     /// errc::unsupported_version, errc::wrong_cluster, errc::unknown_key, errc::replayed,
     /// errc::invalid_argument (out too small or overlapping), errc::authentication_failed. On failure out

@@ -58,8 +58,31 @@ constexpr std::int64_t unzigzag(std::uint64_t v) noexcept {
     return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
 }
 
+namespace detail {
+bool valid_utf8_slow(const unsigned char* p, const unsigned char* end) noexcept;
+}
+
 /// True when the bytes are well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
-bool valid_utf8(std::string_view text) noexcept;
+inline bool valid_utf8(std::string_view text) noexcept {
+    // Names, addresses and labels are nearly always ASCII: OR every byte together, eight at a time, and look
+    // at the top bits once. Only text with a non-ASCII byte takes the full check.
+    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t n = text.size();
+    std::uint64_t seen = 0;
+    if (n >= 8) {
+        std::uint64_t word;
+        for (std::size_t i = 0; i + 8 <= n; i += 8) {
+            std::memcpy(&word, p + i, 8);
+            seen |= word;
+        }
+        std::memcpy(&word, p + n - 8, 8); // the tail, overlapping what was already seen
+        seen |= word;
+    } else {
+        for (std::size_t i = 0; i < n; ++i) seen |= p[i];
+    }
+    if ((seen & 0x8080808080808080ULL) == 0) return true;
+    return detail::valid_utf8_slow(p, p + n);
+}
 
 /// What a reader does with bytes left unread when it closes a section.
 enum class trailing {
@@ -92,20 +115,16 @@ public:
     void boolean(bool v) noexcept { u8(v ? 1 : 0); }
 
     void varint(std::uint64_t v) noexcept {
-        auto* p = grow(varint_size(v));
-        if (!p) return;
-        while (v >= 0x80) {
-            *p++ = std::byte{static_cast<std::uint8_t>(v | 0x80)};
-            v >>= 7;
-        }
-        *p = std::byte{static_cast<std::uint8_t>(v)};
+        if (auto* p = grow(varint_size(v))) put_varint(p, v);
     }
     void svarint(std::int64_t v) noexcept { varint(zigzag(v)); }
 
     /// Length-prefixed.
     void bytes(std::span<const std::byte> b) noexcept {
-        varint(b.size());
-        raw(b);
+        auto* p = grow(varint_size(b.size()) + b.size());
+        if (!p) return;
+        p = put_varint(p, b.size());
+        if (!b.empty()) std::memcpy(p, b.data(), b.size());
     }
     /// Length-prefixed.
     void string(std::string_view s) noexcept { bytes(std::as_bytes(std::span{s.data(), s.size()})); }
@@ -119,7 +138,8 @@ public:
     struct section {
         std::size_t at;
     };
-    /// Opens a nested section; its varint length is patched in by end_section().
+    /// Opens a nested section; its varint length is patched in by end_section(). Sections nest, and close in
+    /// the reverse order of opening.
     section begin_section() noexcept {
         const section s{size_};
         u8(0); // a one-byte placeholder: most sections are short, longer ones move their body once
@@ -133,13 +153,7 @@ public:
             if (!grow(extra)) return;
             std::memmove(data_ + s.at + 1 + extra, data_ + s.at + 1, body);
         }
-        std::size_t at = s.at;
-        std::uint64_t v = body;
-        while (v >= 0x80) {
-            data_[at++] = std::byte{static_cast<std::uint8_t>(v | 0x80)};
-            v >>= 7;
-        }
-        data_[at] = std::byte{static_cast<std::uint8_t>(v)};
+        put_varint(data_ + s.at, body);
     }
 
     /// Opens a message: version byte, type, then the body section that end_message() closes.
@@ -168,6 +182,16 @@ public:
     }
 
 private:
+    /// Writes v as a varint at p (varint_size(v) bytes) and returns the byte after it.
+    static std::byte* put_varint(std::byte* p, std::uint64_t v) noexcept {
+        while (v >= 0x80) {
+            *p++ = std::byte{static_cast<std::uint8_t>(v | 0x80)};
+            v >>= 7;
+        }
+        *p++ = std::byte{static_cast<std::uint8_t>(v)};
+        return p;
+    }
+
     template <class T>
     void put_be(T v) noexcept {
         auto* p = grow(sizeof(T));
