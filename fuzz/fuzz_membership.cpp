@@ -4,11 +4,12 @@
 #include <swarm/membership/swim.hpp>
 
 #include <cstdlib>
+#include <map>
 #include <memory>
 
 namespace {
 
-/// A faithful stand-in for a driver: records nothing, delivers nothing, keeps time moving.
+/// A stand-in for a driver: sends go nowhere, streams never connect, timers fire as time moves on.
 class null_transport final : public swarm::net::transport {
 public:
     swarm::time_point now() const noexcept override { return now_; }
@@ -17,20 +18,34 @@ public:
     const swarm::logger& log() const noexcept override { return log_; }
     std::size_t max_datagram_size() const noexcept override { return 1472; }
     void send(const swarm::net::endpoint&, std::span<const std::byte>) override {}
-    void set_timer(swarm::net::timer_id, swarm::time_point) override {}
-    void cancel_timer(swarm::net::timer_id) override {}
+    void set_timer(swarm::net::timer_id id, swarm::time_point at) override { timers_[id] = at; }
+    void cancel_timer(swarm::net::timer_id id) override { timers_.erase(id); }
     swarm::net::stream_id connect(const swarm::net::endpoint&) override { return ++next_stream_; }
     void write(swarm::net::stream_id, std::span<const std::byte>) override {}
     std::size_t queued_bytes(swarm::net::stream_id) const noexcept override { return 0; }
     std::size_t max_frame_size() const noexcept override { return 16 << 20; }
     void close(swarm::net::stream_id) override {}
-    void tick() { now_ += std::chrono::milliseconds(10); }
+    /// Moves time on and fires the timers that came due.
+    void tick(swarm::net::protocol& p) {
+        now_ += std::chrono::milliseconds(100);
+        for (auto it = timers_.begin(); it != timers_.end();) {
+            if (it->second > now_) {
+                ++it;
+                continue;
+            }
+            const auto id = it->first;
+            timers_.erase(it);
+            p.on_timer(id);
+            it = timers_.begin();
+        }
+    }
 
 private:
     swarm::time_point now_{std::chrono::seconds(1)};
     swarm::rng rng_{1};
     swarm::logger log_;
     swarm::net::stream_id next_stream_ = 1000;
+    std::map<swarm::net::timer_id, swarm::time_point> timers_;
 };
 
 struct harness {
@@ -58,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0) return 0;
     const auto in = std::as_bytes(std::span{data + 1, size - 1});
     const auto from = swarm::net::endpoint::v4(0x7f000002, 7946);
-    h.transport.tick();
+    h.transport.tick(*h.node);
     switch (data[0] % 3) {
     case 0: h.node->on_datagram(from, in); break; // unsealed: refused at the seal
     case 1: {
