@@ -126,6 +126,22 @@ identity identity::generate() {
     return identity(std::move(k));
 }
 
+identity identity::from_seed(std::span<const std::byte, 32> seed) {
+    detail::sodium_init_once();
+    auto k = std::make_unique<keys>();
+    ::crypto_sign_seed_keypair(as_uchar(k->sign_public.data()), k->sign_secret.data(),
+                               reinterpret_cast<const unsigned char*>(seed.data()));
+    // The box key pair gets its own seed, derived from the given one, so the two keys are independent.
+    std::array<unsigned char, crypto_box_SEEDBYTES> box_seed{};
+    static constexpr char domain[] = "swarm identity box seed";
+    ::crypto_generichash(box_seed.data(), box_seed.size(), reinterpret_cast<const unsigned char*>(seed.data()),
+                         seed.size(), reinterpret_cast<const unsigned char*>(domain), sizeof domain - 1);
+    ::crypto_box_seed_keypair(as_uchar(k->box_public.data()), k->box_secret.data(), box_seed.data());
+    ::sodium_memzero(box_seed.data(), box_seed.size());
+    k->id = node_id::from_public_key(k->sign_public);
+    return identity(std::move(k));
+}
+
 const node_id& identity::id() const noexcept {
     Expects(keys_);
     return keys_->id;

@@ -225,18 +225,25 @@ struct sealer::impl {
     /// The associated data: header bytes are copied in front of the label hash for each message.
     std::array<std::byte, ad_size> ad{};
 
-    impl(const std::shared_ptr<keyring::impl>& ring, std::string_view label, std::uint64_t s, std::uint64_t first)
+    impl(const std::shared_ptr<keyring::impl>& ring, std::string_view label, std::uint64_t s, std::uint64_t first,
+         std::optional<std::uint64_t> fixed_salt)
         : keys(ring), sender(s), next(first) {
-        randombytes_buf(salt.data(), salt.size());
+        if (fixed_salt) {
+            for (std::size_t i = 0; i < salt.size(); ++i)
+                salt[i] = static_cast<std::byte>(*fixed_salt >> (8 * (salt.size() - 1 - i)));
+        } else {
+            randombytes_buf(salt.data(), salt.size());
+        }
         const auto h = hash_label(label);
         std::copy_n(h.begin(), label_tag.size(), label_tag.begin());
         std::ranges::copy(h, ad.begin() + header_size);
     }
 };
 
-sealer::sealer(const keyring& ring, std::string_view label, std::uint64_t sender, std::uint64_t first_sequence) {
+sealer::sealer(const keyring& ring, std::string_view label, std::uint64_t sender, std::uint64_t first_sequence,
+               std::optional<std::uint64_t> salt) {
     detail::sodium_init_once();
-    impl_ = std::make_unique<impl>(ring.impl_, label, sender, first_sequence);
+    impl_ = std::make_unique<impl>(ring.impl_, label, sender, first_sequence, salt);
 }
 sealer::~sealer() = default;
 sealer::sealer(sealer&&) noexcept = default;

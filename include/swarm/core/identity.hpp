@@ -60,6 +60,9 @@ public:
 
     /// Fresh random keys.
     static identity generate();
+    /// Keys derived from a 32-byte seed: the same seed gives the same identity. For simulations and tests that
+    /// must replay; a production node uses generate() or a key file.
+    static identity from_seed(std::span<const std::byte, 32> seed);
 
     /// Reads a key file written by save(). Errors, each naming the path: errc::not_found (no such file),
     /// errc::io_error (cannot be read), errc::key_file_permissions (group or others have any access, as ssh

@@ -106,7 +106,10 @@ public:
     static constexpr std::size_t overhead = ::swarm::seal::overhead;
 
     /// first_sequence: the sequence of the first message; see "Restarts" above for choosing it.
-    sealer(const keyring& keys, std::string_view label, std::uint64_t sender, std::uint64_t first_sequence);
+    /// salt: leave it empty in production (drawn from the OS); the simulator passes one drawn from its seed so
+    /// that a run replays bit for bit. Two sealers with one sender and key must never share a salt.
+    sealer(const keyring& keys, std::string_view label, std::uint64_t sender, std::uint64_t first_sequence,
+           std::optional<std::uint64_t> salt = std::nullopt);
     ~sealer();
     sealer(sealer&&) noexcept;
     sealer& operator=(sealer&&) noexcept;

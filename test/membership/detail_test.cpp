@@ -1,0 +1,120 @@
+#include "membership/broadcast_queue.hpp"
+#include "membership/local_health.hpp"
+#include "membership/suspicion.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace {
+
+using namespace std::chrono_literals;
+using swarm::membership::detail::broadcast_queue;
+
+std::vector<std::byte> bytes(std::string_view text) {
+    std::vector<std::byte> out(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) out[i] = static_cast<std::byte>(text[i]);
+    return out;
+}
+
+std::vector<std::string> take(broadcast_queue& q, std::size_t budget, unsigned limit = 3) {
+    std::vector<std::string> out;
+    q.fill(budget, 2, limit, [&](std::span<const std::byte> b) {
+        out.emplace_back(reinterpret_cast<const char*>(b.data()), b.size());
+    });
+    return out;
+}
+
+TEST(broadcast_queue, newest_least_sent_first_and_retired_after_limit) {
+    broadcast_queue q;
+    q.push(std::nullopt, bytes("old"));
+    EXPECT_EQ(take(q, 100), (std::vector<std::string>{"old"}));
+    q.push(std::nullopt, bytes("new"));
+    // "new" has never been sent, so it goes first even though "old" is older.
+    EXPECT_EQ(take(q, 100), (std::vector<std::string>{"new", "old"}));
+    EXPECT_EQ(take(q, 100), (std::vector<std::string>{"new", "old"})); // old reaches 3 sends here
+    EXPECT_EQ(take(q, 100), (std::vector<std::string>{"new"}));
+    EXPECT_TRUE(q.empty());
+}
+
+TEST(broadcast_queue, newer_update_about_same_member_replaces_older) {
+    broadcast_queue q;
+    q.push(7, bytes("suspect-7"));
+    q.push(8, bytes("alive-8"));
+    q.push(7, bytes("alive-7"));
+    EXPECT_EQ(q.size(), 2u);
+    auto sent = take(q, 100);
+    EXPECT_EQ(sent, (std::vector<std::string>{"alive-7", "alive-8"}));
+}
+
+TEST(broadcast_queue, respects_budget_but_fits_smaller_updates_further_on) {
+    broadcast_queue q;
+    q.push(std::nullopt, bytes("small"));
+    q.push(std::nullopt, bytes("a-much-longer-update"));
+    // Budget 10: the long (newest) one does not fit with its overhead, the small one does.
+    EXPECT_EQ(take(q, 10), (std::vector<std::string>{"small"}));
+    EXPECT_EQ(q.size(), 2u);
+}
+
+TEST(suspicion, timeout_shrinks_with_independent_confirmations_only) {
+    const swarm::time_point t0{};
+    swarm::membership::detail::suspicion<int> s(1, t0, 2s, 12s, 3);
+    EXPECT_EQ(s.deadline(), t0 + 12s);
+    EXPECT_FALSE(s.confirm(1)); // the accuser again is no news
+    EXPECT_TRUE(s.confirm(2));
+    const auto after_one = s.deadline();
+    EXPECT_LT(after_one, t0 + 12s);
+    EXPECT_GT(after_one, t0 + 2s);
+    EXPECT_FALSE(s.confirm(2));
+    EXPECT_TRUE(s.confirm(3));
+    EXPECT_TRUE(s.confirm(4));
+    EXPECT_EQ(s.deadline(), t0 + 2s);
+    EXPECT_FALSE(s.confirm(5)); // beyond the expected count nothing changes
+}
+
+TEST(local_health, scales_and_saturates) {
+    swarm::membership::detail::local_health h(8);
+    EXPECT_EQ(h.scale(500ms), 500ms);
+    for (int i = 0; i < 20; ++i) h.apply(+1);
+    EXPECT_EQ(h.score(), 8);
+    EXPECT_EQ(h.scale(500ms), 4500ms);
+    for (int i = 0; i < 20; ++i) h.apply(-1);
+    EXPECT_EQ(h.score(), 0);
+}
+
+} // namespace
+
+#include <swarm/core/config.hpp>
+#include <swarm/membership/config.hpp>
+
+namespace {
+
+TEST(membership_config, loads_from_json_with_clear_errors) {
+    auto ok = swarm::config::parse<swarm::membership::config>(
+        R"({"cluster_label": "prod", "probe_interval": "1s", "probe_timeout": "400ms", "seeds": ["127.0.0.1:7946"]})");
+    ASSERT_TRUE(ok.has_value()) << ok.error().describe();
+    EXPECT_EQ(ok->probe_interval, std::chrono::seconds(1));
+    EXPECT_EQ(ok->seeds.size(), 1u);
+
+    auto typo = swarm::config::parse<swarm::membership::config>(R"({"probe_intervl": "1s"})");
+    ASSERT_FALSE(typo.has_value());
+    EXPECT_EQ(typo.error().code, swarm::errc::config_unknown_key);
+
+    auto invalid = swarm::config::parse<swarm::membership::config>(R"({"probe_timeout": "2s"})");
+    ASSERT_FALSE(invalid.has_value());
+    EXPECT_NE(invalid.error().message.find("probe_timeout"), std::string::npos);
+}
+
+TEST(membership_config, profiles_are_valid_and_differ_where_documented) {
+    EXPECT_TRUE(swarm::membership::config::swarm_profile().validate());
+    const auto ml = swarm::membership::config::memberlist_lan();
+    EXPECT_TRUE(ml.validate());
+    EXPECT_EQ(ml.probe_interval, std::chrono::seconds(1));
+    EXPECT_EQ(ml.probe_timeout, std::chrono::milliseconds(500));
+    const auto plain = swarm::membership::config::plain_swim();
+    EXPECT_TRUE(plain.validate());
+    EXPECT_FALSE(plain.nacks);
+    EXPECT_EQ(plain.max_local_health, 0);
+}
+
+} // namespace
