@@ -57,9 +57,25 @@ struct driver_config {
     std::size_t max_queued_datagrams = 1024;
     /// How long stop() lets queued writes drain before closing everything hard.
     duration stop_grace = std::chrono::seconds(2);
+    /// Not part of the JSON shape.
     logger log;
 
     detailed_result<void> validate() const;
+
+    template <class F>
+    void describe(F& f) {
+        f("bind", bind);
+        f("advertise", advertise);
+        f("max_datagram_size", max_datagram_size);
+        f("max_frame_size", max_frame_size);
+        f("connect_timeout", connect_timeout);
+        f("idle_timeout", idle_timeout);
+        f("high_watermark", high_watermark);
+        f("low_watermark", low_watermark);
+        f("max_streams", max_streams);
+        f("max_queued_datagrams", max_queued_datagrams);
+        f("stop_grace", stop_grace);
+    }
 };
 
 /// Counters since creation; a snapshot, readable from any thread.

@@ -49,6 +49,21 @@ enum class latency_distribution {
     pareto_normal, // netem's mix: 3/4 of the Pareto deviate plus 1/4 of the normal one
 };
 
+/// Names in configuration files (found by swarm::config through argument-dependent lookup).
+constexpr auto describe_enum(latency_distribution) {
+    struct entry {
+        latency_distribution value;
+        std::string_view name;
+    };
+    return std::array<entry, 5>{{
+        {latency_distribution::constant, "constant"},
+        {latency_distribution::uniform, "uniform"},
+        {latency_distribution::normal, "normal"},
+        {latency_distribution::pareto, "pareto"},
+        {latency_distribution::pareto_normal, "pareto_normal"},
+    }};
+}
+
 /// Two-state Markov loss (bursts). The state moves once per datagram, then the datagram is lost with the
 /// loss probability of the state it is in. p_good_to_bad == 0 turns the model off.
 struct gilbert_elliott {
@@ -61,6 +76,14 @@ struct gilbert_elliott {
     double expected_loss() const noexcept;
     detailed_result<void> validate() const;
     friend bool operator==(const gilbert_elliott&, const gilbert_elliott&) = default;
+
+    template <class F>
+    void describe(F& f) {
+        f("p_good_to_bad", p_good_to_bad);
+        f("p_bad_to_good", p_bad_to_good);
+        f("loss_in_good", loss_in_good);
+        f("loss_in_bad", loss_in_bad);
+    }
 };
 
 /// One direction of a path. Stateful parts (burst state, jitter correlation, bandwidth queue) live per
@@ -87,6 +110,21 @@ struct link_config {
     std::size_t mtu = 1472;
 
     detailed_result<void> validate() const;
+
+    template <class F>
+    void describe(F& f) {
+        f("latency", latency);
+        f("jitter", jitter);
+        f("distribution", distribution);
+        f("correlation", correlation);
+        f("loss", loss);
+        f("burst_loss", burst_loss);
+        f("duplicate", duplicate);
+        f("reorder", reorder);
+        f("bandwidth_bits_per_second", bandwidth_bits_per_second);
+        f("queue_limit_bytes", queue_limit_bytes);
+        f("mtu", mtu);
+    }
 };
 
 /// The TCP-like streams. They are reliable: link loss, duplication and reordering do not apply to them (TCP
@@ -106,6 +144,16 @@ struct stream_config {
     std::size_t max_frame_size = 16 * 1024 * 1024;
 
     detailed_result<void> validate() const;
+
+    template <class F>
+    void describe(F& f) {
+        f("connect_timeout", connect_timeout);
+        f("break_timeout", break_timeout);
+        f("window_bytes", window_bytes);
+        f("high_watermark", high_watermark);
+        f("low_watermark", low_watermark);
+        f("max_frame_size", max_frame_size);
+    }
 };
 
 struct network_config {
@@ -114,10 +162,18 @@ struct network_config {
     stream_config streams;
     /// Datagrams a paused node holds for delivery on resume; more are dropped.
     std::size_t paused_queue_limit = 4096;
-    /// Handed to every protocol as transport().log().
+    /// Handed to every protocol as transport().log(). Not part of the JSON shape.
     logger log;
 
     detailed_result<void> validate() const;
+
+    template <class F>
+    void describe(F& f) {
+        f("seed", seed);
+        f("default_link", default_link);
+        f("streams", streams);
+        f("paused_queue_limit", paused_queue_limit);
+    }
 };
 
 /// What happened to one datagram.
