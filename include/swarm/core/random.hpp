@@ -40,12 +40,12 @@ public:
 
     /// Uniform in [0, bound), bound > 0, without modulo bias (Lemire's method).
     std::uint64_t below(std::uint64_t bound) noexcept {
-        auto product = static_cast<unsigned __int128>((*this)()) * bound;
+        auto product = static_cast<uint128>((*this)()) * bound;
         auto low = static_cast<std::uint64_t>(product);
         if (low < bound) {
             const std::uint64_t threshold = (0 - bound) % bound;
             while (low < threshold) {
-                product = static_cast<unsigned __int128>((*this)()) * bound;
+                product = static_cast<uint128>((*this)()) * bound;
                 low = static_cast<std::uint64_t>(product);
             }
         }
@@ -59,6 +59,8 @@ public:
     bool chance(double p) noexcept { return p > 0 && (p >= 1 || unit() < p); }
 
 private:
+    // __extension__ keeps -Wpedantic quiet about the GCC/Clang 128-bit type.
+    __extension__ typedef unsigned __int128 uint128;
     static constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
     std::uint64_t state_[4]{};
 };
