@@ -123,7 +123,8 @@ struct sampler {
     std::size_t cursor = 0;
     std::vector<std::uint32_t> open;
     std::size_t open_cursor = 0;
-    std::vector<std::uint32_t> members; // all feasible nodes of this scope, for full scans
+    std::vector<std::uint32_t> own;                // this bucket's feasible nodes, when spreading
+    const std::vector<std::uint32_t>* members = &own; // all feasible nodes of this scope, for full scans
 };
 
 struct candidate {
@@ -151,6 +152,10 @@ struct scheduler::impl {
     std::unordered_map<std::string, std::vector<std::uint32_t>> content;
 
     std::vector<std::vector<alloc_rec>> allocs;
+    std::vector<std::uint32_t> live; // live allocations per node
+    std::vector<std::uint32_t> perm; // seeded node order, drawn once, so groups need no shuffle of their own
+    std::vector<std::uint32_t> open_mark; // == a group's generation: the node is in that group's open list
+    std::uint32_t generation = 0;
     std::vector<std::int64_t> demand_pool;
     std::unordered_map<std::string, std::uint32_t> names;
     std::vector<std::string> name_list;
@@ -227,6 +232,7 @@ detailed_result<void> scheduler::impl::build(const cluster& snapshot) {
     used.assign(count * dims, 0);
     class_of.resize(count);
     allocs.resize(count);
+    live.assign(count, 0);
     std::map<std::string, std::uint32_t> class_by_key;
     std::map<std::string, std::uint32_t> label_class_by_key;
     auto fill = [&](const resources& r, std::int64_t* out) {
@@ -281,6 +287,7 @@ detailed_result<void> scheduler::impl::build(const cluster& snapshot) {
             const auto wl = intern(a.workload);
             const auto grp = intern(a.group);
             allocs[i].push_back({a.id, wl, grp, a.priority, offset, false});
+            ++live[i];
             group_nodes[{wl, grp}].push_back(i);
         }
     }
@@ -294,6 +301,10 @@ detailed_result<void> scheduler::impl::build(const cluster& snapshot) {
         content[c.content].push_back(it->second);
     }
     random.reseed(config.seed);
+    perm.resize(count);
+    for (std::uint32_t i = 0; i < count; ++i) perm[i] = i;
+    for (std::size_t i = count; i > 1; --i) std::swap(perm[i - 1], perm[random.below(i)]);
+    open_mark.assign(count, 0);
     return {};
 }
 
@@ -312,7 +323,7 @@ struct group_context {
     std::vector<std::uint32_t> feasible; // passes every static filter, in seeded order
     std::vector<double> affinity_by_class;
     std::vector<std::uint8_t> near; // per node, only when locality counts
-    std::vector<std::uint8_t> in_open;
+    std::uint32_t generation = 0;
     std::vector<std::uint32_t>* placed_nodes = nullptr;
     std::uint32_t host_max = std::numeric_limits<std::uint32_t>::max();
     std::unordered_map<std::uint32_t, std::uint32_t> host_count;
@@ -442,7 +453,7 @@ struct scheduler_run {
             ++steps;
             if (b.cursor >= b.order.size()) b.cursor = 0;
             const auto n = b.order[b.cursor];
-            if (g.in_open[n] || !fits(g, n) || !anti_ok(g, n)) {
+            if (s.open_mark[n] == g.generation || !fits(g, n) || !anti_ok(g, n)) {
                 b.order[b.cursor] = b.order.back();
                 b.order.pop_back();
                 continue;
@@ -456,12 +467,12 @@ struct scheduler_run {
 
     void decide_in(group_context& g, sampler& b) const {
         if (g.full_scan) {
-            scan(g, b.members);
+            scan(g, *b.members);
             return;
         }
         sample(g, b);
         // The sample saw nothing usable; make sure before calling the instance unplaceable.
-        if (g.ranked.empty()) scan(g, b.members);
+        if (g.ranked.empty()) scan(g, *b.members);
     }
 
     void decide(group_context& g) const {
@@ -477,7 +488,7 @@ struct scheduler_run {
             double best_key = 0;
             bool best_zero = true;
             for (std::size_t b = 0; b < g.buckets.size(); ++b) {
-                if (g.bucket_tried[b] || g.buckets[b].members.empty()) continue;
+                if (g.bucket_tried[b] || g.buckets[b].members->empty()) continue;
                 const bool zero = g.bucket_share[b] <= 0;
                 const double key = zero ? g.bucket_count[b] : (g.bucket_count[b] + 1.0) / g.bucket_share[b];
                 if (best == g.buckets.size() || (best_zero && !zero) || (zero == best_zero && key < best_key)) {
@@ -496,6 +507,7 @@ struct scheduler_run {
     void commit(group_context& g, std::uint32_t n, std::uint32_t instance, double node_score) {
         s.add_usage(n, g.demand.data(), 1);
         s.allocs[n].push_back({{}, g.wl_name, g.grp_name, g.work->priority, g.demand_offset, false});
+        ++s.live[n];
         g.placed_nodes->push_back(n);
         undo.push_back({undo_kind::place, n, 0});
         count_placed(g, n);
@@ -510,16 +522,17 @@ struct scheduler_run {
         if (g.buckets.size() > 1) {
             const auto b = static_cast<std::size_t>(g.bucket_by_class[cls]);
             ++g.bucket_count[b];
-            if (!g.in_open[n]) g.buckets[b].open.push_back(n);
-        } else if (!g.in_open[n]) {
+            if (s.open_mark[n] != g.generation) g.buckets[b].open.push_back(n);
+        } else if (s.open_mark[n] != g.generation) {
             g.buckets[0].open.push_back(n);
         }
-        g.in_open[n] = 1;
+        s.open_mark[n] = g.generation;
     }
 
     void evict(std::uint32_t n, std::size_t a, const workload& w) {
         auto& rec = s.allocs[n][a];
         rec.evicted = true;
+        --s.live[n];
         s.add_usage(n, s.demand_pool.data() + rec.demand, -1);
         s.remove_group_node(rec.workload, rec.group, n);
         undo.push_back({undo_kind::evict, n, a});
@@ -532,11 +545,13 @@ struct scheduler_run {
             if (it->kind == undo_kind::place) {
                 const auto rec = list.back();
                 list.pop_back();
+                --s.live[it->node];
                 s.add_usage(it->node, s.demand_pool.data() + rec.demand, -1);
                 s.remove_group_node(rec.workload, rec.group, it->node);
             } else {
                 auto& rec = list[it->alloc];
                 rec.evicted = false;
+                ++s.live[it->node];
                 s.add_usage(it->node, s.demand_pool.data() + rec.demand, 1);
                 s.group_nodes[{rec.workload, rec.group}].push_back(it->node);
             }
@@ -636,10 +651,9 @@ detailed_result<void> scheduler_run::prepare(group_context& g, const workload& w
         for (std::size_t m = 0; m < missing_devices.size(); ++m) reject(device_filter + m);
         class_ok[k] = ok;
     }
-    for (std::size_t k = 0; k < class_count; ++k)
-        if (class_ok[k]) g.feasible.insert(g.feasible.end(), s.classes[k].members.begin(), s.classes[k].members.end());
     // Seeded order: ties go to whichever node comes first, so the seed decides them reproducibly.
-    for (std::size_t i = g.feasible.size(); i > 1; --i) std::swap(g.feasible[i - 1], g.feasible[s.random.below(i)]);
+    for (auto n : s.perm)
+        if (class_ok[s.class_of[n]]) g.feasible.push_back(n);
 
     // Soft terms, normalised by the sum of the weights in play.
     const auto& wt = w.weights;
@@ -707,7 +721,12 @@ detailed_result<void> scheduler_run::prepare(group_context& g, const workload& w
         l.count.assign(names.size(), 0);
         g.limits.push_back(std::move(l));
     }
-    g.in_open.assign(s.ids.size(), 0);
+    // A fresh generation marks open nodes without clearing a per-node array for every group.
+    if (++s.generation == 0) {
+        std::fill(s.open_mark.begin(), s.open_mark.end(), 0);
+        s.generation = 1;
+    }
+    g.generation = s.generation;
     if (grp.spread_over) {
         std::vector<std::string> names;
         g.bucket_by_class = values_of(grp.spread_over->label, names);
@@ -738,17 +757,20 @@ detailed_result<void> scheduler_run::prepare(group_context& g, const workload& w
         g.buckets.resize(1);
         g.bucket_by_class.assign(class_count, 0);
     }
+    if (g.buckets.size() == 1) g.buckets[0].members = &g.feasible;
     for (auto n : g.feasible) {
         auto& b = g.buckets[static_cast<std::size_t>(g.bucket_by_class[s.class_of[n]])];
-        b.members.push_back(n);
-        const auto* u = s.used.data() + std::size_t{n} * s.dims;
-        if (std::any_of(u, u + s.dims, [](std::int64_t x) { return x > 0; })) {
+        if (g.buckets.size() > 1) b.own.push_back(n);
+        if (s.live[n] > 0) {
             b.open.push_back(n);
-            g.in_open[n] = 1;
+            s.open_mark[n] = g.generation;
         } else {
             b.order.push_back(n);
         }
     }
+    // Start each group's walk at a seeded offset, so groups do not all pile onto the same first nodes.
+    for (auto& b : g.buckets)
+        if (!b.order.empty()) b.cursor = s.random.below(b.order.size());
     // Instances of this group already running count toward its anti-affinity and spread.
     for (auto n : *g.placed_nodes) {
         if (g.host_max != std::numeric_limits<std::uint32_t>::max()) ++g.host_count[n];
@@ -1002,6 +1024,8 @@ detailed_result<rebalance_plan> scheduler::impl::rebalance(const rebalance_confi
         remove_group_node(rec.workload, rec.group, from);
         group_nodes[{rec.workload, rec.group}].push_back(to);
         allocs[from].erase(allocs[from].begin() + static_cast<std::ptrdiff_t>(a));
+        --live[from];
+        ++live[to];
         out.moves.push_back({rec.id.empty() ? fmt::format("{}/{}", name_list[rec.workload], name_list[rec.group]) : rec.id,
                              ids[from], ids[to]});
         allocs[to].push_back(std::move(rec));
@@ -1014,9 +1038,7 @@ detailed_result<rebalance_plan> scheduler::impl::rebalance(const rebalance_confi
         std::stable_sort(sources.begin(), sources.end(), [&](auto a, auto b) { return utilisation(a) < utilisation(b); });
         std::vector<std::uint8_t> drained(count, 0);
         for (auto src : sources) {
-            std::size_t live = 0;
-            for (const auto& a : allocs[src]) live += !a.evicted;
-            if (out.moves.size() + live > rc.move_budget) continue;
+            if (out.moves.size() + live[src] > rc.move_budget) continue;
             // Tentatively place every allocation of src on the fullest used node of the same kind that fits it.
             std::vector<std::pair<std::size_t, std::uint32_t>> targets;
             bool ok = true;
@@ -1044,6 +1066,7 @@ detailed_result<rebalance_plan> scheduler::impl::rebalance(const rebalance_confi
             for (auto it = targets.rbegin(); it != targets.rend(); ++it) move_alloc(src, it->first, it->second);
             // Evicted records carry no usage; dropping them leaves the node truly empty.
             allocs[src].clear();
+            live[src] = 0;
             drained[src] = 1;
             ++out.nodes_freed;
         }
