@@ -114,6 +114,7 @@ struct alloc_rec {
     std::int32_t priority = 0;
     std::size_t demand = 0; // offset into the demand pool
     bool evicted = false;
+    std::uint32_t instance = 0; // for allocations this scheduler placed, which have no id of their own
 };
 
 /// Nodes not yet examined (`order`, consumed through a cursor) and nodes this group already uses (`open`).
@@ -163,6 +164,10 @@ struct scheduler::impl {
     std::map<std::pair<std::uint32_t, std::uint32_t>, std::vector<std::uint32_t>> group_nodes;
 
     rng random;
+
+    std::string name_of(const alloc_rec& a) const {
+        return a.id.empty() ? fmt::format("{}/{}#{}", name_list[a.workload], name_list[a.group], a.instance) : a.id;
+    }
 
     std::uint32_t intern(const std::string& s) {
         auto [it, inserted] = names.try_emplace(s, static_cast<std::uint32_t>(name_list.size()));
@@ -286,7 +291,7 @@ detailed_result<void> scheduler::impl::build(const cluster& snapshot) {
             add_usage(i, demand.data(), 1);
             const auto wl = intern(a.workload);
             const auto grp = intern(a.group);
-            allocs[i].push_back({a.id, wl, grp, a.priority, offset, false});
+            allocs[i].push_back({a.id, wl, grp, a.priority, offset, false, 0});
             ++live[i];
             group_nodes[{wl, grp}].push_back(i);
         }
@@ -506,7 +511,7 @@ struct scheduler_run {
 
     void commit(group_context& g, std::uint32_t n, std::uint32_t instance, double node_score) {
         s.add_usage(n, g.demand.data(), 1);
-        s.allocs[n].push_back({{}, g.wl_name, g.grp_name, g.work->priority, g.demand_offset, false});
+        s.allocs[n].push_back({{}, g.wl_name, g.grp_name, g.work->priority, g.demand_offset, false, instance});
         ++s.live[n];
         g.placed_nodes->push_back(n);
         undo.push_back({undo_kind::place, n, 0});
@@ -536,7 +541,7 @@ struct scheduler_run {
         s.add_usage(n, s.demand_pool.data() + rec.demand, -1);
         s.remove_group_node(rec.workload, rec.group, n);
         undo.push_back({undo_kind::evict, n, a});
-        out.evictions.push_back({s.ids[n], rec.id, rec.priority, w.id});
+        out.evictions.push_back({s.ids[n], s.name_of(rec), rec.priority, w.id});
     }
 
     void rollback() {
@@ -844,8 +849,7 @@ std::optional<preemption_option> scheduler_run::find_preemption(group_context& g
         opt.highest_priority = top;
         std::vector<std::int64_t> freed(s.dims, 0);
         for (auto a : chosen) {
-            opt.allocations.push_back(list[a].id.empty() ? fmt::format("{}/{}", s.name_list[list[a].workload], s.name_list[list[a].group])
-                                                         : list[a].id);
+            opt.allocations.push_back(s.name_of(list[a]));
             const auto* dem = s.demand_pool.data() + list[a].demand;
             for (std::size_t d = 0; d < s.dims; ++d) freed[d] += dem[d];
         }
@@ -1026,8 +1030,7 @@ detailed_result<rebalance_plan> scheduler::impl::rebalance(const rebalance_confi
         allocs[from].erase(allocs[from].begin() + static_cast<std::ptrdiff_t>(a));
         --live[from];
         ++live[to];
-        out.moves.push_back({rec.id.empty() ? fmt::format("{}/{}", name_list[rec.workload], name_list[rec.group]) : rec.id,
-                             ids[from], ids[to]});
+        out.moves.push_back({name_of(rec), ids[from], ids[to]});
         allocs[to].push_back(std::move(rec));
     };
     out.utilisation_spread_before = spread_of();
