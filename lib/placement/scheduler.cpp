@@ -453,8 +453,7 @@ struct scheduler_run {
         std::size_t got = 0;
         std::size_t steps = 0;
         const std::size_t limit = b.order.size();
-        while (got < g.ranked_limit + 1 && got < std::max<std::size_t>(g.ranked_limit, s.config.sample_fresh) &&
-               !b.order.empty() && steps < limit) {
+        while (got < s.config.sample_fresh && !b.order.empty() && steps < limit) {
             ++steps;
             if (b.cursor >= b.order.size()) b.cursor = 0;
             const auto n = b.order[b.cursor];
@@ -586,11 +585,11 @@ struct scheduler_run {
                                                      std::uint32_t& node_out) const;
     explanation explain(group_context& g, std::uint32_t instance) const;
     bool place(group_context& g, std::uint32_t instance, explanation& why);
-    detailed_result<void> prepare(group_context& g, const workload& w, const group& grp);
+    void prepare(group_context& g, const workload& w, const group& grp);
     void run(const workload& w);
 };
 
-detailed_result<void> scheduler_run::prepare(group_context& g, const workload& w, const group& grp) {
+void scheduler_run::prepare(group_context& g, const workload& w, const group& grp) {
     g.work = &w;
     g.grp = &grp;
     g.wl_name = s.intern(w.id);
@@ -788,7 +787,6 @@ detailed_result<void> scheduler_run::prepare(group_context& g, const workload& w
     g.sample_open = s.config.sample_open ? s.config.sample_open : std::max<std::uint32_t>(1, log_n);
     g.ranked_limit = s.config.admission_candidates;
     g.ranked.reserve(g.ranked_limit + 1);
-    return {};
 }
 
 std::optional<preemption_option> scheduler_run::find_preemption(group_context& g, std::vector<std::size_t>& chosen_out,
@@ -948,12 +946,23 @@ void scheduler_run::run(const workload& w) {
     accepted.clear();
     for (std::size_t gi = 0; gi < w.groups.size(); ++gi) {
         group_context g;
-        (void)prepare(g, w, w.groups[gi]);
+        prepare(g, w, w.groups[gi]);
         for (std::uint32_t i = 0; i < w.groups[gi].count; ++i) {
             explanation why;
             if (place(g, i, why)) continue;
+            const bool refused = why.admission_refused > 0;
             out.unplaced.push_back(std::move(why));
-            if (!w.gang) continue;
+            if (!w.gang) {
+                // Nothing changed since this instance failed and no admission step was involved, so the
+                // group's remaining instances fail the same way; say so without searching again.
+                if (refused) continue;
+                for (std::uint32_t j = i + 1; j < w.groups[gi].count; ++j) {
+                    auto copy = out.unplaced.back();
+                    copy.instance = j;
+                    out.unplaced.push_back(std::move(copy));
+                }
+                break;
+            }
             // All or nothing: undo everything this workload did and say why for every instance.
             rollback();
             out.assignments.resize(assignments_before);
@@ -990,12 +999,25 @@ detailed_result<plan> scheduler::impl::schedule(std::span<const workload> worklo
                 return error(errc::invalid_argument, fmt::format("workload '{}': locality names unknown node '{}'", w.id, id));
     }
     plan out;
-    try {
-        scheduler_run run{*this, admit, out, {}, {}};
-        for (const auto& w : workloads) run.run(w);
-    } catch (const std::exception& e) {
-        // std::regex may throw on pathological patterns; nothing else here should.
-        return error(errc::invalid_argument, fmt::format("placement failed: {}", e.what()));
+    scheduler_run run{*this, admit, out, {}, {}};
+    for (const auto& w : workloads) {
+        const auto assignments_before = out.assignments.size();
+        const auto evictions_before = out.evictions.size();
+        const auto unplaced_before = out.unplaced.size();
+        try {
+            run.run(w);
+        } catch (const std::exception& e) {
+            // std::regex may throw on pathological input (error_complexity); undo this workload and go on.
+            run.rollback();
+            out.assignments.resize(assignments_before);
+            out.evictions.resize(evictions_before);
+            out.unplaced.resize(unplaced_before);
+            explanation why;
+            why.workload = w.id;
+            why.nodes_total = ids.size();
+            why.summary = fmt::format("not placed: evaluating its constraints failed ({}); nothing of it was placed", e.what());
+            out.unplaced.push_back(std::move(why));
+        }
     }
     return out;
 }

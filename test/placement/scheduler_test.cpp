@@ -447,6 +447,9 @@ TEST(placement, successive_calls_see_earlier_placements) {
     auto p = run(s, make_workload("second", 3));
     EXPECT_EQ(p.assignments.size(), 1u);
     EXPECT_EQ(p.unplaced.size(), 2u);
+    EXPECT_EQ(p.unplaced[0].instance, 1u);
+    EXPECT_EQ(p.unplaced[1].instance, 2u);
+    EXPECT_EQ(p.unplaced[1].summary, p.unplaced[0].summary);
 }
 
 TEST(placement, rebalance_pack_frees_nodes_within_budget) {
