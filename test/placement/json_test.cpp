@@ -4,6 +4,10 @@
 
 #include <boost/json.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 namespace sp = swarm::placement;
 
 namespace {
@@ -105,6 +109,43 @@ TEST(placement_json, names_the_bad_key) {
     c = sp::cluster_from_json(R"({"nodes": [{"id": "a", "capacity": {}, "labels": {"k": 1}}]})");
     ASSERT_FALSE(c.has_value());
     EXPECT_NE(c.error().message.find("nodes[0].labels.k: expected a string"), std::string::npos) << c.error().message;
+}
+
+} // namespace
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// The sample's inputs stay loadable and keep showing what they are there to show.
+TEST(placement_json, sample_inputs_schedule_as_documented) {
+    const auto dir = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "samples" / "placement";
+    auto c = sp::cluster_from_json(slurp(dir / "cluster.json"));
+    ASSERT_TRUE(c.has_value()) << c.error().describe();
+    auto w = sp::workloads_from_json(slurp(dir / "workloads.json"));
+    ASSERT_TRUE(w.has_value()) << w.error().describe();
+    auto s = sp::scheduler::create(*c);
+    ASSERT_TRUE(s.has_value());
+    auto p = s->schedule(*w);
+    ASSERT_TRUE(p.has_value()) << p.error().describe();
+    auto node_of = [&](std::string_view workload) {
+        for (const auto& a : p->assignments)
+            if (a.workload == workload) return a.node;
+        return std::string();
+    };
+    EXPECT_EQ(node_of("inference"), "us-1"); // the only A100 with enough memory, and it holds the model
+    ASSERT_EQ(p->evictions.size(), 1u);
+    EXPECT_EQ(p->evictions[0].allocation, "batch-7");
+    EXPECT_EQ(node_of("eu-urgent"), "eu-1");
+    ASSERT_EQ(p->unplaced.size(), 2u);
+    EXPECT_EQ(p->unplaced[0].workload, "eu-polite");
+    EXPECT_TRUE(p->unplaced[0].preemption.has_value());
+    EXPECT_EQ(p->unplaced[1].workload, "tpu-job");
 }
 
 } // namespace
