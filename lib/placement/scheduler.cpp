@@ -115,6 +115,7 @@ struct alloc_rec {
     std::size_t demand = 0; // offset into the demand pool
     bool evicted = false;
     std::uint32_t instance = 0; // for allocations this scheduler placed, which have no id of their own
+    std::uint32_t max_per_node = 0; // the group's host anti-affinity; 0: none
 };
 
 /// Nodes not yet examined (`order`, consumed through a cursor) and nodes this group already uses (`open`).
@@ -291,7 +292,7 @@ detailed_result<void> scheduler::impl::build(const cluster& snapshot) {
             add_usage(i, demand.data(), 1);
             const auto wl = intern(a.workload);
             const auto grp = intern(a.group);
-            allocs[i].push_back({a.id, wl, grp, a.priority, offset, false, 0});
+            allocs[i].push_back({a.id, wl, grp, a.priority, offset, false, 0, a.max_per_node});
             ++live[i];
             group_nodes[{wl, grp}].push_back(i);
         }
@@ -360,6 +361,7 @@ struct undo_entry {
 };
 
 struct admitted {
+    const workload* work;
     const group* grp;
     std::uint32_t instance;
     std::uint32_t node;
@@ -510,7 +512,8 @@ struct scheduler_run {
 
     void commit(group_context& g, std::uint32_t n, std::uint32_t instance, double node_score) {
         s.add_usage(n, g.demand.data(), 1);
-        s.allocs[n].push_back({{}, g.wl_name, g.grp_name, g.work->priority, g.demand_offset, false, instance});
+        s.allocs[n].push_back({{}, g.wl_name, g.grp_name, g.work->priority, g.demand_offset, false, instance,
+                               g.host_max == std::numeric_limits<std::uint32_t>::max() ? 0 : g.host_max});
         ++s.live[n];
         g.placed_nodes->push_back(n);
         undo.push_back({undo_kind::place, n, 0});
@@ -563,7 +566,7 @@ struct scheduler_run {
         undo.clear();
         if (admit && admit->release)
             for (auto it = accepted.rbegin(); it != accepted.rend(); ++it) {
-                proposal p{nullptr, it->grp, it->instance, &s.ids[it->node], 0};
+                proposal p{it->work, it->grp, it->instance, &s.ids[it->node], 0};
                 admit->release(p);
             }
         accepted.clear();
@@ -573,7 +576,7 @@ struct scheduler_run {
         if (!admit || !admit->admit) return true;
         const proposal p{g.work, g.grp, instance, &s.ids[n], rank};
         if (admit->admit(p)) {
-            accepted.push_back({g.grp, instance, n});
+            accepted.push_back({g.work, g.grp, instance, n});
             return true;
         }
         ++g.refused;
@@ -1042,6 +1045,13 @@ detailed_result<rebalance_plan> scheduler::impl::rebalance(const rebalance_confi
         return true;
     };
     auto same_kind = [&](std::uint32_t a, std::uint32_t b) { return classes[class_of[a]].label_class == classes[class_of[b]].label_class; };
+    // A move keeps the group's host anti-affinity; with labels unchanged, per-label limits and spread are
+    // untouched too.
+    auto group_on = [&](std::uint32_t n, const alloc_rec& a) {
+        return static_cast<std::uint32_t>(std::count_if(allocs[n].begin(), allocs[n].end(), [&](const alloc_rec& b) {
+            return !b.evicted && b.workload == a.workload && b.group == a.group;
+        }));
+    };
     auto move_alloc = [&](std::uint32_t from, std::size_t a, std::uint32_t to) {
         auto rec = allocs[from][a];
         const auto* dem = demand_pool.data() + rec.demand;
@@ -1068,12 +1078,21 @@ detailed_result<rebalance_plan> scheduler::impl::rebalance(const rebalance_confi
             std::vector<std::pair<std::size_t, std::uint32_t>> targets;
             bool ok = true;
             for (std::size_t a = 0; a < allocs[src].size() && ok; ++a) {
-                if (allocs[src][a].evicted) continue;
-                const auto* dem = demand_pool.data() + allocs[src][a].demand;
+                const auto& rec = allocs[src][a];
+                if (rec.evicted) continue;
+                const auto* dem = demand_pool.data() + rec.demand;
+                auto joins_group = [&](std::uint32_t n) {
+                    if (rec.max_per_node == 0) return false;
+                    const auto pending = std::count_if(targets.begin(), targets.end(), [&](const auto& t) {
+                        const auto& other = allocs[src][t.first];
+                        return t.second == n && other.workload == rec.workload && other.group == rec.group;
+                    });
+                    return group_on(n, rec) + static_cast<std::uint32_t>(pending) >= rec.max_per_node;
+                };
                 std::uint32_t best = count;
                 double best_u = -1;
                 for (std::uint32_t n = 0; n < count; ++n) {
-                    if (n == src || drained[n] || !same_kind(n, src) || utilisation(n) <= 0 || !fits_on(n, dem)) continue;
+                    if (n == src || drained[n] || !same_kind(n, src) || utilisation(n) <= 0 || !fits_on(n, dem) || joins_group(n)) continue;
                     if (utilisation(n) > best_u) {
                         best_u = utilisation(n);
                         best = n;
@@ -1108,7 +1127,9 @@ detailed_result<rebalance_plan> scheduler::impl::rebalance(const rebalance_confi
                 const auto* dem = demand_pool.data() + allocs[hot][a].demand;
                 std::uint32_t cold = count;
                 for (std::uint32_t n = 0; n < count; ++n)
-                    if (n != hot && same_kind(n, hot) && fits_on(n, dem) && (cold == count || utilisation(n) < utilisation(cold))) cold = n;
+                    if (n != hot && same_kind(n, hot) && fits_on(n, dem) && (allocs[hot][a].max_per_node == 0 || group_on(n, allocs[hot][a]) < allocs[hot][a].max_per_node) &&
+                        (cold == count || utilisation(n) < utilisation(cold)))
+                        cold = n;
                 if (cold == count) continue;
                 // Only a move that lowers the peak helps.
                 add_usage(hot, dem, -1);

@@ -490,6 +490,31 @@ TEST(placement, rebalance_keeps_allocations_on_like_nodes_and_spreads) {
     EXPECT_LT(r->utilisation_spread_after, r->utilisation_spread_before);
 }
 
+TEST(placement, rebalance_never_stacks_instances_of_one_group) {
+    sp::cluster c;
+    for (int i = 0; i < 3; ++i) {
+        auto n = make_node("n" + std::to_string(i));
+        n.allocations.push_back({"x" + std::to_string(i), "db", "replica", 0, {1000, gib, 0, 0, {}}, 1});
+        c.nodes.push_back(n);
+    }
+    auto s = make_scheduler(c);
+    auto r = s.rebalance({});
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(r->moves.empty()); // packing would put replicas together and lose their separation
+    // Replicas the scheduler placed with distinct hosts carry that limit too.
+    auto w = make_workload("cache", 2);
+    w.groups[0].anti_affinities.push_back({"", 1});
+    const auto placed = run(s, w);
+    ASSERT_EQ(placed.assignments.size(), 2u);
+    std::map<std::string, std::string> where; // allocation -> node
+    for (const auto& x : placed.assignments) where["cache/main#" + std::to_string(x.instance)] = x.node;
+    r = s.rebalance({});
+    ASSERT_TRUE(r.has_value());
+    for (const auto& m : r->moves)
+        if (where.contains(m.allocation)) where[m.allocation] = m.to;
+    EXPECT_NE(where["cache/main#0"], where["cache/main#1"]);
+}
+
 // Bad input: a clear error or explanation, never a crash, never half a gang.
 
 TEST(placement_input, rejects_bad_workloads_with_the_field_named) {

@@ -41,6 +41,9 @@ struct allocation {
     std::string group;
     std::int32_t priority = 0;
     resources demand;
+    /// The group's host anti-affinity (at most this many of the group per node; 0: no limit), which
+    /// rebalancing keeps.
+    std::uint32_t max_per_node = 0;
 };
 
 struct node {
