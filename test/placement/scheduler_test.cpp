@@ -501,18 +501,22 @@ TEST(placement, rebalance_never_stacks_instances_of_one_group) {
     auto r = s.rebalance({});
     ASSERT_TRUE(r.has_value());
     EXPECT_TRUE(r->moves.empty()); // packing would put replicas together and lose their separation
-    // Replicas the scheduler placed with distinct hosts carry that limit too.
-    auto w = make_workload("cache", 2);
-    w.groups[0].anti_affinities.push_back({"", 1});
-    const auto placed = run(s, w);
-    ASSERT_EQ(placed.assignments.size(), 2u);
-    std::map<std::string, std::string> where; // allocation -> node
-    for (const auto& x : placed.assignments) where["cache/main#" + std::to_string(x.instance)] = x.node;
-    r = s.rebalance({});
-    ASSERT_TRUE(r.has_value());
-    for (const auto& m : r->moves)
-        if (where.contains(m.allocation)) where[m.allocation] = m.to;
-    EXPECT_NE(where["cache/main#0"], where["cache/main#1"]);
+    // Replicas the scheduler placed with distinct hosts carry that limit too; without it they get packed.
+    auto placed_apart = [&](bool distinct) {
+        sp::cluster two;
+        two.nodes = {make_node("a"), make_node("b")};
+        auto fresh = make_scheduler(two);
+        auto w = make_workload("cache", 2);
+        w.weights.binpack = 0;
+        w.weights.spread = 1; // lands one per node either way
+        if (distinct) w.groups[0].anti_affinities.push_back({"", 1});
+        EXPECT_EQ(count_by_node(run(fresh, w)).size(), 2u);
+        return fresh.rebalance({}).value();
+    };
+    EXPECT_TRUE(placed_apart(true).moves.empty());
+    const auto packed = placed_apart(false);
+    EXPECT_EQ(packed.moves.size(), 1u);
+    EXPECT_EQ(packed.nodes_freed, 1u);
 }
 
 // Bad input: a clear error or explanation, never a crash, never half a gang.
