@@ -355,6 +355,7 @@ std::string to_json(const plan& p) {
     return json::serialize(json::object{{"assignments", std::move(assignments)},
                                         {"evictions", std::move(evictions)},
                                         {"unplaced", std::move(unplaced)},
+                                        {"warnings", json::value_from(p.warnings)},
                                         {"hash", fmt::format("{:016x}", p.hash())}});
 }
 

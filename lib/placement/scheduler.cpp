@@ -701,6 +701,18 @@ void scheduler_run::prepare(group_context& g, const workload& w, const group& gr
                 for (auto n : cls.members) g.near[n] = 1;
     }
 
+    auto warn_if_absent = [&](const std::string& label, std::string_view what) {
+        const bool anywhere = std::any_of(s.classes.begin(), s.classes.end(),
+                                          [&](const node_class& k) { return find_label(k.labels, label) != nullptr; });
+        if (!anywhere && !s.classes.empty())
+            out.warnings.push_back(fmt::format("workload '{}' group '{}': no node has label '{}', so its {} has no effect",
+                                               w.id, grp.name, label, what));
+    };
+    for (const auto& a : grp.affinities) warn_if_absent(a.match.label, "affinity");
+    for (const auto& a : grp.anti_affinities)
+        if (!a.label.empty()) warn_if_absent(a.label, "anti-affinity");
+    if (grp.spread_over) warn_if_absent(grp.spread_over->label, "spread");
+
     // Anti-affinity limits and spread buckets both key on a label's value, resolved per class.
     auto values_of = [&](const std::string& label, std::vector<std::string>& names) {
         std::map<std::string_view, std::int32_t> ids;

@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
         fmt::print("  {}/{}#{} -> {} (score {:.3f})\n", a.workload, a.group, a.instance, a.node, a.score);
     for (const auto& e : plan->evictions)
         fmt::print("  evict {} (priority {}) on {} for {}\n", e.allocation, e.priority, e.node, e.for_workload);
+    for (const auto& w : plan->warnings) fmt::print("\nwarning: {}\n", w);
     if (!plan->unplaced.empty()) fmt::print("\nnot placed:\n");
     for (const auto& e : plan->unplaced) {
         fmt::print("  {}/{}#{}: {}\n", e.workload, e.group, e.instance, e.summary);

@@ -602,6 +602,18 @@ TEST(placement_input, unknown_label_is_explained) {
     EXPECT_EQ(p.unplaced[0].filters.at(0).nodes, 5u);
 }
 
+TEST(placement_input, soft_terms_on_unknown_labels_are_warned_about) {
+    auto s = make_scheduler(labelled_cluster());
+    auto w = make_workload("w", 2);
+    w.groups[0].spread_over = sp::spread{"colour", {}};
+    w.groups[0].anti_affinities.push_back({"shape", 1});
+    auto p = run(s, w);
+    EXPECT_EQ(p.assignments.size(), 2u);
+    ASSERT_EQ(p.warnings.size(), 2u);
+    EXPECT_NE(p.warnings[0].find("no node has label 'shape', so its anti-affinity has no effect"), std::string::npos) << p.warnings[0];
+    EXPECT_NE(p.warnings[1].find("no node has label 'colour', so its spread has no effect"), std::string::npos) << p.warnings[1];
+}
+
 TEST(placement_input, empty_cluster_and_impossible_workload_are_explained) {
     auto empty = make_scheduler(sp::cluster{});
     auto w = make_workload("w", 2);

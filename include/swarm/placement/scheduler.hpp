@@ -235,6 +235,8 @@ struct plan {
     std::vector<assignment> assignments;
     std::vector<eviction> evictions;
     std::vector<explanation> unplaced;
+    /// Soft terms that could not apply, e.g. a spread, affinity or anti-affinity on a label no node has.
+    std::vector<std::string> warnings;
 
     /// FNV-1a over the assignments and evictions in order: the same seed and input give the same hash.
     std::uint64_t hash() const noexcept;
