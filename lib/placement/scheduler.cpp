@@ -1005,10 +1005,16 @@ detailed_result<plan> scheduler::impl::schedule(std::span<const workload> worklo
         if (auto r = w.validate(); !r) return r.error();
         if (!seen.insert(w.id).second)
             return error(errc::invalid_argument, fmt::format("workload '{}' appears twice in one call", w.id));
-        for (const auto& g : w.groups)
+        for (const auto& g : w.groups) {
             if (g.count > config.max_instances_per_group)
                 return error(errc::invalid_argument, fmt::format("workload '{}' group '{}': count {} over max_instances_per_group {}",
                                                                  w.id, g.name, g.count, config.max_instances_per_group));
+            const auto& d = g.demand;
+            for (auto v : {d.cpu_millis, d.memory_bytes, d.disk_bytes, d.gpus})
+                if (v > config.max_resource_value)
+                    return error(errc::invalid_argument, fmt::format("workload '{}' group '{}': demand {} over max_resource_value {}",
+                                                                     w.id, g.name, v, config.max_resource_value));
+        }
         for (const auto& id : w.near.near_nodes)
             if (!index_of.contains(id))
                 return error(errc::invalid_argument, fmt::format("workload '{}': locality names unknown node '{}'", w.id, id));
