@@ -157,7 +157,7 @@ struct workload {
 
 struct scheduler_config {
     std::uint64_t seed = 0;
-    /// Partially filled nodes examined per decision; 0 means ceil(log2(feasible nodes)).
+    /// Nodes already in use examined per decision (the bin-pack candidates); 0 means about log2(feasible nodes).
     std::uint32_t sample_open = 0;
     /// Never-used nodes examined per decision (power of k choices).
     std::uint32_t sample_fresh = 2;
@@ -172,7 +172,8 @@ struct scheduler_config {
     detailed_result<void> validate() const;
 };
 
-/// One instance the scheduler wants to put on a node, handed to admission.
+/// One instance the scheduler wants to put on a node, handed to admission. The pointers are valid only
+/// during the callback.
 struct proposal {
     const workload* work = nullptr;
     const group* grp = nullptr;
@@ -181,8 +182,10 @@ struct proposal {
     std::uint32_t rank = 0; // 0 is the best candidate
 };
 
-/// The authority of the target node. Called synchronously, on the scheduling thread; must not call back
-/// into the scheduler. `release` undoes an admitted proposal when its gang fails.
+/// The authority of the target node. Each instance is offered to its ranked candidates in order (up to
+/// `admission_candidates` a round); refused nodes are left out of the next round, for at most 8 rounds.
+/// Called synchronously, on the scheduling thread; must not call back into the scheduler. `release` undoes
+/// an admitted proposal when its gang fails.
 struct admission {
     std::function<bool(const proposal&)> admit;
     std::function<void(const proposal&)> release;
@@ -274,6 +277,8 @@ public:
 
     /// Places every instance it can; a gang workload is placed whole or not at all. Fails only on invalid
     /// workloads (then nothing is placed); an unplaceable instance is an explanation, not an error.
+    /// Constraints are evaluated once per node class and group; a decision then examines O(sample) nodes
+    /// (O(feasible) when a soft term needs a full scan) and allocates nothing until it records its result.
     detailed_result<plan> schedule(std::span<const workload> workloads, const admission* admit = nullptr);
 
     /// Moves existing allocations within the budget: `pack` empties the least used nodes, `spread` evens
