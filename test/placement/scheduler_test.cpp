@@ -78,6 +78,8 @@ struct op_case {
     std::set<std::string> expected;
 };
 
+void PrintTo(const op_case& c, std::ostream* os) { *os << c.name; }
+
 class constraint_operators : public ::testing::TestWithParam<op_case> {};
 
 TEST_P(constraint_operators, places_only_on_matching_nodes) {
