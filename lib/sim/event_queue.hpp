@@ -95,6 +95,13 @@ public:
         place(entry);
     }
 
+    /// The entry `k` places after the next one, if it is already sorted in the current bucket; for prefetching.
+    const queue_entry* ahead(std::size_t k) const noexcept {
+        if (!active_) return nullptr;
+        const auto& bucket = ring_[current_];
+        return pos_ + k < bucket.size() ? &bucket[pos_ + k] : nullptr;
+    }
+
     queue_entry pop() {
         settle();
         auto& bucket = ring_[current_];

@@ -596,6 +596,7 @@ struct network::impl {
     void partition_changed();
 
     void dispatch(std::uint32_t index);
+    void prefetch_ahead() const noexcept;
 };
 
 // ----- the transport each protocol sees -----
@@ -1471,6 +1472,19 @@ void network::at(time_point when, std::function<void()> callback) {
 
 void network::after(duration delay, std::function<void()> callback) { at(now() + delay, std::move(callback)); }
 
+namespace {
+/// Events are read about a millisecond of virtual time after they were written, long after they left the
+/// cache at 10,000 nodes: fetching the record a few events ahead overlaps those misses with useful work.
+constexpr std::size_t prefetch_distance = 12;
+}
+
+void network::impl::prefetch_ahead() const noexcept {
+    const auto* next = queue.ahead(prefetch_distance);
+    if (!next) return;
+    const auto* record = reinterpret_cast<const char*>(&events[next->index()]);
+    for (std::size_t line = 0; line < sizeof(event); line += 64) __builtin_prefetch(record + line);
+}
+
 bool network::step() {
     if (impl_->queue.empty()) return false;
     auto entry = impl_->queue.pop();
@@ -1484,6 +1498,7 @@ void network::run_until(time_point until) {
     auto& s = *impl_;
     while (!s.queue.empty() && s.queue.top().time <= limit) {
         auto entry = s.queue.pop();
+        s.prefetch_ahead();
         s.now = entry.time;
         s.dispatch(entry.index());
     }
@@ -1498,6 +1513,7 @@ bool network::run_until(const std::function<bool()>& done, time_point deadline) 
     auto& s = *impl_;
     while (!s.queue.empty() && s.queue.top().time <= limit) {
         auto entry = s.queue.pop();
+        s.prefetch_ahead();
         s.now = entry.time;
         s.dispatch(entry.index());
         if (done()) return true;
