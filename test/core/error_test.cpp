@@ -39,3 +39,27 @@ TEST(endpoint, rejects_garbage) {
 }
 
 } // namespace
+
+#include <swarm/core/clock.hpp>
+
+namespace {
+
+TEST(clock, virtual_clock_moves_only_forward_and_only_when_told) {
+    swarm::virtual_clock c;
+    EXPECT_EQ(c.now(), swarm::time_point{});
+    c.advance(std::chrono::seconds(2));
+    EXPECT_EQ(c.now(), swarm::time_point{std::chrono::seconds(2)});
+    c.advance_to(swarm::time_point{std::chrono::seconds(1)}); // the past is ignored
+    EXPECT_EQ(c.now(), swarm::time_point{std::chrono::seconds(2)});
+    const swarm::clock& as_interface = c;
+    EXPECT_EQ(as_interface.now(), c.now());
+}
+
+TEST(clock, real_clock_is_monotonic) {
+    swarm::real_clock c;
+    const auto a = c.now();
+    const auto b = c.now();
+    EXPECT_LE(a, b);
+}
+
+} // namespace
