@@ -597,6 +597,8 @@ struct network::impl {
 
     void dispatch(std::uint32_t index);
     void prefetch_ahead() const noexcept;
+    /// Runs events due at or before `limit`; stops early, returning true, once `done` holds.
+    bool run_events(std::int64_t limit, const std::function<bool()>* done);
 };
 
 // ----- the transport each protocol sees -----
@@ -1493,33 +1495,25 @@ bool network::step() {
     return true;
 }
 
-void network::run_until(time_point until) {
-    const std::int64_t limit = until.time_since_epoch().count();
-    auto& s = *impl_;
-    while (!s.queue.empty() && s.queue.top().time <= limit) {
-        auto entry = s.queue.pop();
-        s.prefetch_ahead();
-        s.now = entry.time;
-        s.dispatch(entry.index());
+bool network::impl::run_events(std::int64_t limit, const std::function<bool()>* done) {
+    while (!queue.empty() && queue.top().time <= limit) {
+        auto entry = queue.pop();
+        prefetch_ahead();
+        now = entry.time;
+        dispatch(entry.index());
+        if (done && (*done)()) return true;
     }
-    s.now = std::max(s.now, limit);
+    now = std::max(now, limit);
+    return false;
 }
+
+void network::run_until(time_point until) { impl_->run_events(until.time_since_epoch().count(), nullptr); }
 
 void network::run_for(duration span) { run_until(now() + span); }
 
 bool network::run_until(const std::function<bool()>& done, time_point deadline) {
     if (done()) return true;
-    const std::int64_t limit = deadline.time_since_epoch().count();
-    auto& s = *impl_;
-    while (!s.queue.empty() && s.queue.top().time <= limit) {
-        auto entry = s.queue.pop();
-        s.prefetch_ahead();
-        s.now = entry.time;
-        s.dispatch(entry.index());
-        if (done()) return true;
-    }
-    s.now = std::max(s.now, limit);
-    return done();
+    return impl_->run_events(deadline.time_since_epoch().count(), &done) || done();
 }
 
 std::size_t network::pending_events() const noexcept { return impl_->queue.size(); }
