@@ -1,5 +1,7 @@
 #include "storage/chunker.hpp"
 
+#include <swarm/core/random.hpp>
+
 #include <algorithm>
 #include <bit>
 
@@ -12,13 +14,7 @@ namespace {
 constexpr std::array<std::uint64_t, 256> make_gear() {
     std::array<std::uint64_t, 256> table{};
     std::uint64_t seed = 0x5357524d43444331ULL;
-    for (auto& word : table) {
-        seed += 0x9e3779b97f4a7c15ULL;
-        std::uint64_t z = seed;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        word = z ^ (z >> 31);
-    }
+    for (auto& word : table) word = splitmix64(seed);
     return table;
 }
 constexpr auto gear = make_gear();

@@ -6,6 +6,16 @@
 
 namespace swarm::inline v0 {
 
+/// One step of splitmix64: advances `state` and returns the next word. constexpr, so that fixed tables that
+/// are part of a format (a chunker's gear table) can be computed at compile time.
+constexpr std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+    state += 0x9e3779b97f4a7c15ULL;
+    std::uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 class rng {
 public:
     using result_type = std::uint64_t;
@@ -14,13 +24,7 @@ public:
 
     void reseed(std::uint64_t seed) noexcept {
         // splitmix64 spreads any seed, zero included, over the full state.
-        for (auto& word : state_) {
-            seed += 0x9e3779b97f4a7c15ULL;
-            std::uint64_t z = seed;
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            word = z ^ (z >> 31);
-        }
+        for (auto& word : state_) word = splitmix64(seed);
     }
 
     static constexpr result_type min() noexcept { return 0; }
