@@ -1,0 +1,77 @@
+// Admission on the target node, and scheduling that respects it, with no central leader.
+//
+// Every node runs an admission_node protocol. As a TARGET it is the only authority over its own resources:
+// an admission request is admitted atomically when the demand still fits (or fits after evicting strictly
+// lower-priority allocations, when the request allows preemption), or refused with the node's current usage.
+// As a SCHEDULER (any node may be one) it plans from its view of the cluster, asks each chosen node, folds
+// every refusal's reported usage into its view, and re-plans the refused instances, for a bounded number of
+// rounds. A gang is reserved first (reservations expire unless committed) and committed only when every
+// instance is admitted; otherwise every reservation is released. Two schedulers racing for the last slot can
+// never both win: the target decides, one request at a time, on its own strand.
+#pragma once
+
+#include <swarm/net/protocol.hpp>
+#include <swarm/placement/scheduler.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+
+namespace swarm::inline v0::placement {
+
+struct admission_config {
+    /// Re-planning rounds after refusals before an instance is reported unplaceable.
+    std::uint32_t max_rounds = 8;
+    /// A request with no answer counts as refused after this.
+    duration request_timeout = std::chrono::seconds(2);
+    /// Reserved (gang) allocations not committed within this are dropped by the target.
+    duration reservation_lease = std::chrono::seconds(10);
+    scheduler_config scheduling;
+
+    detailed_result<void> validate() const;
+};
+
+/// What one place() call achieved.
+struct placement_outcome {
+    std::string workload;
+    std::vector<assignment> placed;
+    /// Why the rest could not be placed (from the last round's plan), plus refusals counted.
+    std::vector<explanation> unplaced;
+    std::vector<eviction> evictions;
+    std::uint32_t rounds = 0;
+    std::uint32_t refusals = 0;
+};
+
+class admission_node final : public net::protocol {
+public:
+    using completion = std::function<void(const placement_outcome&)>;
+
+    /// `self` is this node's entry (id, capacity, labels, allocations already running).
+    admission_node(net::transport& transport, node self, admission_config config = {});
+    ~admission_node() override;
+
+    // net::protocol
+    void on_datagram(const net::endpoint& from, std::span<const std::byte> payload) override;
+    void on_timer(net::timer_id id) override;
+    void on_stream_open(net::stream_id stream, const net::endpoint& peer, bool inbound) override;
+    void on_stream_frame(net::stream_id stream, std::span<const std::byte> frame) override;
+    void on_stream_closed(net::stream_id stream, boost::system::error_code reason) override;
+
+    /// The scheduler's picture of the cluster and where each node's admission_node listens. Usually fed from
+    /// membership; may be stale, which is what admission is for.
+    void set_view(cluster snapshot, std::map<node_key, net::endpoint> addresses);
+
+    /// Places a workload through the targets' admission; `done` runs on this protocol's strand. A workload
+    /// that fails validation completes at once with every instance unplaced and the reason as summary.
+    void place(workload w, completion done);
+
+    /// The target side: what this node has admitted (committed and reserved) and what is left.
+    const node& self() const noexcept;
+    resources free() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace swarm::inline v0::placement

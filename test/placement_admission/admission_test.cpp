@@ -1,0 +1,267 @@
+// Admission on the target node under the simulator: stale views, races for the last slot, gangs, leases,
+// preemption, unreachable targets and garbage.
+#include <swarm/placement/admission.hpp>
+#include <swarm/sim/network.hpp>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace swarm::placement;
+namespace sim = swarm::sim;
+
+constexpr std::uint16_t port = 7300;
+
+node make_node(std::string id, std::int64_t cpu_millis) {
+    node n;
+    n.id = std::move(id);
+    n.capacity.cpu_millis = cpu_millis;
+    n.capacity.memory_bytes = std::int64_t{64} << 30;
+    n.capacity.disk_bytes = std::int64_t{1} << 40;
+    n.labels = {{"zone", "z1"}};
+    return n;
+}
+
+allocation busy(std::string id, std::int64_t cpu_millis, std::int32_t priority = 0) {
+    allocation a;
+    a.id = std::move(id);
+    a.workload = "other";
+    a.group = "g";
+    a.priority = priority;
+    a.demand.cpu_millis = cpu_millis;
+    return a;
+}
+
+workload make_workload(std::string id, std::uint32_t count, std::int64_t cpu_millis, bool gang = false) {
+    workload w;
+    w.id = std::move(id);
+    w.gang = gang;
+    group g;
+    g.name = "web";
+    g.count = count;
+    g.demand.cpu_millis = cpu_millis;
+    g.demand.memory_bytes = 1 << 20;
+    w.groups.push_back(g);
+    return w;
+}
+
+/// A mesh of admission nodes; `truth` is what each node really holds, `view` what schedulers believe.
+struct mesh {
+    sim::network net;
+    std::vector<node> view;
+    std::map<node_key, swarm::net::endpoint> addresses;
+
+    explicit mesh(std::uint64_t seed) : net(make(seed)) {}
+    static sim::network make(std::uint64_t seed) {
+        sim::network_config c;
+        c.seed = seed;
+        c.default_link.latency = 1ms;
+        c.default_link.jitter = 300us;
+        c.default_link.distribution = sim::latency_distribution::uniform;
+        return std::move(sim::network::create(c).value());
+    }
+
+    sim::node_id add(node truth, std::optional<node> believed = std::nullopt) {
+        const auto id = net.add_node();
+        view.push_back(believed ? *believed : truth);
+        addresses[truth.id] = net.endpoint_of(id, port);
+        admission_config cfg;
+        cfg.reservation_lease = 5s;
+        EXPECT_TRUE(net.add_protocol(id, port, [truth, cfg](swarm::net::transport& t) {
+            return std::make_unique<admission_node>(t, truth, cfg);
+        }));
+        return id;
+    }
+
+    admission_node* at(sim::node_id id) { return net.protocol_of<admission_node>(id, port); }
+
+    std::optional<placement_outcome> place(sim::node_id scheduler, workload w) {
+        std::optional<placement_outcome> out;
+        at(scheduler)->set_view(cluster{view, {}}, addresses);
+        at(scheduler)->place(std::move(w), [&](const placement_outcome& o) { out = o; });
+        net.run_until([&] { return out.has_value(); }, net.now() + 60s);
+        return out;
+    }
+};
+
+TEST(admission, places_through_the_targets_and_they_record_it) {
+    mesh m(1);
+    const auto a = m.add(make_node("a", 4000));
+    const auto b = m.add(make_node("b", 4000));
+    const auto scheduler = m.add(make_node("s", 0));
+    auto out = m.place(scheduler, make_workload("api", 3, 1000));
+    ASSERT_TRUE(out.has_value());
+    EXPECT_EQ(out->placed.size(), 3u);
+    EXPECT_TRUE(out->unplaced.empty());
+    EXPECT_EQ(out->refusals, 0u);
+    EXPECT_EQ(m.at(a)->self().allocations.size() + m.at(b)->self().allocations.size(), 3u);
+}
+
+TEST(admission, a_stale_view_is_corrected_by_a_refusal_and_the_next_best_wins) {
+    mesh m(2);
+    auto full = make_node("a", 4000);
+    full.allocations.push_back(busy("x", 4000));
+    const auto a = m.add(full, make_node("a", 4000)); // the scheduler thinks a is empty
+    auto b_node = make_node("b", 4000);
+    b_node.allocations.push_back(busy("y", 1000));    // a is the better bin-pack in the stale view... or b
+    const auto b = m.add(b_node);
+    const auto scheduler = m.add(make_node("s", 0));
+    auto out = m.place(scheduler, make_workload("api", 2, 1000));
+    ASSERT_TRUE(out.has_value());
+    EXPECT_EQ(out->placed.size(), 2u);
+    for (const auto& p : out->placed) EXPECT_EQ(p.node, "b");
+    EXPECT_EQ(m.at(a)->self().allocations.size(), 1u); // untouched: still only its own work
+    EXPECT_EQ(m.at(b)->self().allocations.size(), 3u);
+}
+
+TEST(admission, two_schedulers_racing_for_the_last_slot_never_both_win) {
+    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+        mesh m(seed);
+        const auto target = m.add(make_node("t", 1000)); // room for exactly one
+        const auto s1 = m.add(make_node("s1", 0));
+        const auto s2 = m.add(make_node("s2", 0));
+        std::optional<placement_outcome> o1, o2;
+        for (auto [s, out, name] : {std::tuple{s1, &o1, "one"}, std::tuple{s2, &o2, "two"}}) {
+            m.at(s)->set_view(cluster{m.view, {}}, m.addresses);
+            m.at(s)->place(make_workload(name, 1, 1000), [out](const placement_outcome& o) { *out = o; });
+        }
+        m.net.run_until([&] { return o1 && o2; }, m.net.now() + 60s);
+        ASSERT_TRUE(o1 && o2) << "seed " << seed;
+        EXPECT_EQ(o1->placed.size() + o2->placed.size(), 1u) << "seed " << seed;
+        EXPECT_EQ(m.at(target)->self().allocations.size(), 1u) << "seed " << seed;
+        const auto& loser = o1->placed.empty() ? *o1 : *o2;
+        ASSERT_EQ(loser.unplaced.size(), 1u);
+        EXPECT_GE(loser.unplaced[0].admission_refused, 1u);
+        EXPECT_FALSE(loser.unplaced[0].summary.empty());
+    }
+}
+
+TEST(admission, a_gang_that_cannot_be_admitted_whole_leaves_nothing_behind) {
+    mesh m(3);
+    const auto a = m.add(make_node("a", 1000));
+    const auto b = m.add(make_node("b", 1000));
+    auto c_truth = make_node("c", 1000);
+    c_truth.allocations.push_back(busy("x", 1000));
+    const auto c = m.add(c_truth, make_node("c", 1000)); // looks free, is not
+    const auto scheduler = m.add(make_node("s", 0));
+    auto out = m.place(scheduler, make_workload("trio", 3, 1000, /*gang=*/true));
+    ASSERT_TRUE(out.has_value());
+    EXPECT_TRUE(out->placed.empty());
+    EXPECT_EQ(out->unplaced.size(), 3u);
+    m.net.run_for(1s); // the releases travel
+    EXPECT_TRUE(m.at(a)->self().allocations.empty());
+    EXPECT_TRUE(m.at(b)->self().allocations.empty());
+    EXPECT_EQ(m.at(c)->self().allocations.size(), 1u);
+}
+
+TEST(admission, a_gang_admitted_whole_is_committed_and_outlives_its_lease) {
+    mesh m(4);
+    const auto a = m.add(make_node("a", 1000));
+    const auto b = m.add(make_node("b", 1000));
+    const auto scheduler = m.add(make_node("s", 0));
+    auto out = m.place(scheduler, make_workload("pair", 2, 1000, true));
+    ASSERT_TRUE(out.has_value());
+    EXPECT_EQ(out->placed.size(), 2u);
+    m.net.run_for(30s); // well past the 5 s reservation lease
+    EXPECT_EQ(m.at(a)->self().allocations.size(), 1u);
+    EXPECT_EQ(m.at(b)->self().allocations.size(), 1u);
+}
+
+TEST(admission, reservations_of_a_scheduler_that_crashed_expire) {
+    mesh m(5);
+    const auto a = m.add(make_node("a", 1000));
+    const auto b = m.add(make_node("b", 1000));
+    const auto scheduler = m.add(make_node("s", 0));
+    m.at(scheduler)->set_view(cluster{m.view, {}}, m.addresses);
+    m.at(scheduler)->place(make_workload("pair", 2, 1000, true), [](const placement_outcome&) {});
+    m.net.run_for(2500us); // requests arrive and are reserved; the answers are on their way back
+    ASSERT_TRUE(m.net.crash(scheduler));
+    m.net.run_for(1s);
+    EXPECT_EQ(m.at(a)->self().allocations.size() + m.at(b)->self().allocations.size(), 2u);
+    m.net.run_for(10s);
+    EXPECT_TRUE(m.at(a)->self().allocations.empty());
+    EXPECT_TRUE(m.at(b)->self().allocations.empty());
+}
+
+TEST(admission, the_target_preempts_only_strictly_lower_priority) {
+    mesh m(6);
+    auto t = make_node("t", 2000);
+    t.allocations.push_back(busy("batch-1", 1000, 1));
+    t.allocations.push_back(busy("batch-2", 1000, 5));
+    const auto target = m.add(t);
+    const auto scheduler = m.add(make_node("s", 0));
+    auto urgent = make_workload("urgent", 1, 1000);
+    urgent.priority = 5;
+    urgent.allow_preemption = true;
+    auto out = m.place(scheduler, urgent);
+    ASSERT_TRUE(out.has_value());
+    ASSERT_EQ(out->placed.size(), 1u);
+    ASSERT_EQ(out->evictions.size(), 1u);
+    EXPECT_EQ(out->evictions[0].allocation, "batch-1"); // priority 5 is not strictly lower
+    const auto& left = m.at(target)->self().allocations;
+    EXPECT_EQ(left.size(), 2u);
+    EXPECT_TRUE(std::none_of(left.begin(), left.end(), [](const allocation& x) { return x.id == "batch-1"; }));
+}
+
+TEST(admission, an_unreachable_target_is_skipped_for_the_next_best) {
+    mesh m(7);
+    const auto dead = m.add(make_node("a", 8000));
+    m.add(make_node("b", 2000));
+    const auto scheduler = m.add(make_node("s", 0));
+    ASSERT_TRUE(m.net.crash(dead));
+    auto out = m.place(scheduler, make_workload("api", 1, 1000));
+    ASSERT_TRUE(out.has_value());
+    ASSERT_EQ(out->placed.size(), 1u);
+    EXPECT_EQ(out->placed[0].node, "b");
+}
+
+TEST(admission, impossible_and_invalid_workloads_are_explained) {
+    mesh m(8);
+    m.add(make_node("a", 1000));
+    const auto scheduler = m.add(make_node("s", 0));
+    auto too_big = m.place(scheduler, make_workload("huge", 1, 64000));
+    ASSERT_TRUE(too_big.has_value());
+    ASSERT_EQ(too_big->unplaced.size(), 1u);
+    EXPECT_FALSE(too_big->unplaced[0].summary.empty());
+    auto invalid = make_workload("bad", 1, -5);
+    auto out = m.place(scheduler, invalid);
+    ASSERT_TRUE(out.has_value());
+    EXPECT_TRUE(out->placed.empty());
+    ASSERT_FALSE(out->unplaced.empty());
+    EXPECT_NE(out->unplaced[0].summary.find("cpu"), std::string::npos) << out->unplaced[0].summary;
+}
+
+/// Sends raw frames to a target, as a broken or hostile peer would.
+class raw_client final : public swarm::net::protocol {
+public:
+    explicit raw_client(swarm::net::transport& t) : t_(t) {}
+    void on_datagram(const swarm::net::endpoint&, std::span<const std::byte>) override {}
+    void on_stream_closed(swarm::net::stream_id, boost::system::error_code) override { ++closed; }
+    void send(const swarm::net::endpoint& to, std::vector<std::byte> frame) {
+        auto s = t_.connect(to);
+        t_.write(s, frame);
+    }
+    int closed = 0;
+
+private:
+    swarm::net::transport& t_;
+};
+
+TEST(admission, garbage_is_refused_and_changes_nothing) {
+    mesh m(9);
+    const auto target = m.add(make_node("t", 1000));
+    const auto rogue = m.net.add_node();
+    ASSERT_TRUE(m.net.add_protocol(rogue, port, [](swarm::net::transport& t) { return std::make_unique<raw_client>(t); }));
+    m.net.run_for(1ms);
+    auto* client = m.net.protocol_of<raw_client>(rogue, port);
+    for (std::vector<std::byte> junk : {std::vector<std::byte>{}, std::vector<std::byte>(7, std::byte{0xff}),
+                                        std::vector<std::byte>{std::byte{1}, std::byte{1}, std::byte{3}, std::byte{0},
+                                                               std::byte{0}, std::byte{0}}})
+        client->send(m.addresses["t"], junk);
+    m.net.run_for(1s);
+    EXPECT_EQ(client->closed, 3);
+    EXPECT_TRUE(m.at(target)->self().allocations.empty());
+}
+
+} // namespace
