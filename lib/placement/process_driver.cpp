@@ -53,7 +53,7 @@ bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos
 std::string describe_exit(const exit_status& e) {
     if (e.code) return fmt::format("exited with code {}", *e.code);
     if (e.signal) return fmt::format("killed by signal {} ({})", *e.signal, ::strsignal(*e.signal));
-    return "ended";
+    return "ended with its status lost (reaped elsewhere)";
 }
 
 } // namespace
@@ -282,13 +282,15 @@ private:
         if (!pid) return pid;
         if (use_pidfd_) {
             int fd = open_pidfd(*pid);
-            if (fd < 0) {
+            if (fd < 0 && errno == ESRCH) {
+                // Already reaped by someone else (see the header); watch() reports the run as lost.
+            } else if (fd < 0) {
                 int e = errno;
                 ::kill(-*pid, SIGKILL);
                 ::waitpid(*pid, nullptr, 0);
                 return error{errc::io_error, fmt::format("pidfd_open: {}", ::strerror(e))};
             }
-            w.pidfd.emplace(strand_, fd);
+            if (fd >= 0) w.pidfd.emplace(strand_, fd);
         }
         w.pid = *pid;
         w.started_at = std::chrono::steady_clock::now();
@@ -297,11 +299,18 @@ private:
 
     /// Waits for the running process to end. Under the mutex.
     void watch(const workload_ptr& w) {
-        if (!w->pidfd) {
+        pid_t pid = w->pid;
+        if (!use_pidfd_) {
             arm_sigchld_once();
             return;
         }
-        pid_t pid = w->pid;
+        if (!w->pidfd) {
+            asio::post(strand_, [self = shared_from_this(), w, pid] {
+                std::unique_lock lock(self->mutex_);
+                if (!self->closed_ && w->pid == pid) self->reap(w);
+            });
+            return;
+        }
         w->pidfd->async_wait(asio::posix::descriptor_base::wait_read,
                              [self = shared_from_this(), w, pid](boost::system::error_code ec) {
                                  if (ec) return;
@@ -335,16 +344,23 @@ private:
         siginfo_t info{};
         // WNOWAIT keeps the leader a zombie, so its pid (the group id) cannot be reused while the rest of the
         // group is killed.
-        if (::waitid(P_PID, static_cast<id_t>(w->pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
-            return false;
-        ::kill(-w->pid, SIGKILL);
-        siginfo_t reaped{};
-        ::waitid(P_PID, static_cast<id_t>(w->pid), &reaped, WEXITED | WNOHANG);
+        int rc = ::waitid(P_PID, static_cast<id_t>(w->pid), &info, WEXITED | WNOHANG | WNOWAIT);
         exit_status exit;
-        if (info.si_code == CLD_EXITED) {
-            exit.code = info.si_status;
+        if (rc != 0) {
+            // ECHILD: someone else reaped it (a host that ignores SIGCHLD or waits for any child); its
+            // status is lost, and the pid may already be reused, so the group is left alone.
+            if (errno != ECHILD) return false;
+            config_.log.warning("workload {}: pid {} was reaped by someone else", w->spec.id, w->pid);
         } else {
-            exit.signal = info.si_status;
+            if (info.si_pid == 0) return false;
+            ::kill(-w->pid, SIGKILL);
+            siginfo_t reaped{};
+            ::waitid(P_PID, static_cast<id_t>(w->pid), &reaped, WEXITED | WNOHANG);
+            if (info.si_code == CLD_EXITED) {
+                exit.code = info.si_status;
+            } else {
+                exit.signal = info.si_status;
+            }
         }
         w->pid = 0;
         w->pidfd.reset();

@@ -192,7 +192,9 @@ detailed_result<pid_t> spawn(const launch_plan& plan) {
     ::posix_spawnattr_destroy(&attr);
     ::posix_spawn_file_actions_destroy(&actions);
     if (rc != 0)
-        return error{rc == ENOENT ? errc::not_found : errc::io_error,
+        return error{rc == ENOENT               ? errc::not_found
+                     : rc == ENOEXEC || rc == EACCES ? errc::invalid_argument
+                                                     : errc::io_error,
                      fmt::format("program {}: cannot spawn: {}", plan.executable.string(), os_error(rc))};
     return pid;
 }

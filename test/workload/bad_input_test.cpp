@@ -55,6 +55,12 @@ TEST_F(bad_input, a_file_that_is_not_executable) {
     expect_refused(spec, errc::invalid_argument, "script.sh");
     spec.program = dir.path();
     expect_refused(spec, errc::invalid_argument, "not a regular file");
+    // Executable bits on something that is neither a binary nor a script: the exec itself fails.
+    auto junk = dir / "junk";
+    std::ofstream(junk) << "\x01\x02 not a program\n";
+    std::filesystem::permissions(junk, std::filesystem::perms::owner_all);
+    spec.program = junk;
+    expect_refused(spec, errc::invalid_argument, "junk");
 }
 
 TEST_F(bad_input, an_output_path_that_cannot_be_written) {

@@ -245,12 +245,14 @@ TEST(process_driver, destruction_kills_what_is_left) {
     ASSERT_TRUE(h.driver().start(spec));
     pid_t grandchild = read_pid(dir / "child.pid");
     ASSERT_GT(grandchild, 0);
+    ASSERT_TRUE(h.wait_state("orphan", workload_state::running));
     pid_t main = h.driver().status("orphan")->pid;
     auto begun = std::chrono::steady_clock::now();
     h.destroy_driver();
     EXPECT_LT(std::chrono::steady_clock::now() - begun, 3s);
     EXPECT_TRUE(eventually([&] { return process_gone(main) && process_gone(grandchild); }));
-    EXPECT_EQ(h.events_of("orphan").back().state, workload_state::running) << "no events after destruction";
+    EXPECT_FALSE(h.wait_for([](const auto& events) { return events.size() > 2; }, 50ms))
+        << "no events after destruction";
 }
 
 TEST(process_driver, the_handler_may_call_back_into_the_driver) {
@@ -297,6 +299,25 @@ TEST(process_driver, list_shows_every_workload_by_id) {
     ASSERT_EQ(all.size(), 2u);
     EXPECT_EQ(all[0].id, "a");
     EXPECT_EQ(all[1].id, "b");
+}
+
+TEST(process_driver, a_child_reaped_by_the_host_is_reported_without_a_status) {
+    temp_dir dir;
+    driver_harness h;
+    // SIGCHLD ignored: the kernel reaps every child at once, before the driver can read its status.
+    struct sigaction old {};
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGCHLD, &ignore, &old);
+    auto spec = shell("lost", "exit 0", dir);
+    spec.restart = {.when = restart_policy::on_failure, .max_restarts = 0};
+    auto started = h.driver().start(spec);
+    ASSERT_TRUE(started) << started.error().describe();
+    auto events = h.wait_terminal("lost");
+    ::sigaction(SIGCHLD, &old, nullptr);
+    ASSERT_EQ(events.back().state, workload_state::failed) << "a lost status counts as a failure";
+    EXPECT_FALSE(events.back().exit.code);
+    EXPECT_FALSE(events.back().exit.signal);
 }
 
 /// The SIGCHLD fallback for kernels without pidfds, forced on here.

@@ -121,7 +121,8 @@ constexpr bool is_terminal(workload_state s) noexcept {
     return s == workload_state::exited || s == workload_state::failed || s == workload_state::stopped;
 }
 
-/// How a run ended: exactly one of the two is set once a run has ended.
+/// How a run ended: one of the two is set once a run has ended, neither when its status was lost (a host
+/// that reaps every child itself took it), which counts as a failure.
 struct exit_status {
     std::optional<int> code;   // it exited with this code
     std::optional<int> signal; // it was killed by this signal
@@ -210,6 +211,9 @@ struct process_driver_config {
 /// unavailable. Signals go to the whole group, and when a workload's main process ends, whatever is left
 /// of its group is killed, so grandchildren do not outlive it. A process that leaves its group (setsid)
 /// escapes this. File descriptors of the host other than the three standard ones are not inherited.
+///
+/// The host must not reap children it did not start (waitpid(-1), SIGCHLD set to SIG_IGN): that takes the
+/// exit status away, and the run is then reported as a failure with no code.
 ///
 /// The destructor SIGKILLs every live workload and waits (at most reap_timeout) for them to be reaped;
 /// no events are sent after destruction begins. Destroy it before the executor's io_context.
