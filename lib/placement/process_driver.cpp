@@ -487,19 +487,41 @@ process_driver::process_driver(asio::any_io_executor executor, workload_event_ha
                                process_driver_config config)
     : impl_(std::make_shared<impl>(std::move(executor), std::move(on_event), std::move(config))) {}
 
-process_driver::~process_driver() { impl_->shutdown(); }
+process_driver::~process_driver() {
+    if (impl_) impl_->shutdown();
+}
 
-detailed_result<void> process_driver::start(workload_spec spec) { return impl_->start(std::move(spec)); }
+process_driver::process_driver(process_driver&& other) noexcept : impl_(std::move(other.impl_)) {}
+
+process_driver& process_driver::operator=(process_driver&& other) noexcept {
+    if (this != &other) {
+        if (impl_) impl_->shutdown();
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
+}
+
+detailed_result<void> process_driver::start(workload_spec spec) {
+    if (!impl_) return error{errc::shut_down, "process driver is empty (moved from)"};
+    return impl_->start(std::move(spec));
+}
 
 result<void> process_driver::stop(std::string_view id, std::optional<duration> grace) {
+    if (!impl_) return errc::shut_down;
     return impl_->stop(id, grace);
 }
 
-result<workload_status> process_driver::status(std::string_view id) const { return impl_->status(id); }
+result<workload_status> process_driver::status(std::string_view id) const {
+    if (!impl_) return errc::not_found;
+    return impl_->status(id);
+}
 
-std::vector<workload_status> process_driver::list() const { return impl_->list(); }
+std::vector<workload_status> process_driver::list() const { return impl_ ? impl_->list() : std::vector<workload_status>{}; }
 
-result<void> process_driver::forget(std::string_view id) { return impl_->forget(id); }
+result<void> process_driver::forget(std::string_view id) {
+    if (!impl_) return errc::not_found;
+    return impl_->forget(id);
+}
 
 workload_driver_factory process_driver::factory(process_driver_config config) {
     return [config](asio::any_io_executor executor, workload_event_handler on_event) -> std::unique_ptr<workload_driver> {

@@ -288,6 +288,35 @@ TEST(process_driver, a_run_longer_than_reset_after_starts_the_backoff_over) {
     EXPECT_EQ(states(events), (std::vector{pending, running, pending, running, failed}));
 }
 
+TEST(process_driver, a_moved_driver_keeps_its_workloads_and_the_empty_one_refuses) {
+    temp_dir dir;
+    boost::asio::io_context io;
+    std::vector<workload_event> events;
+    placement::process_driver first(io.get_executor(), [&](const workload_event& e) { events.push_back(e); });
+    ASSERT_TRUE(first.start(shell("moved", "exit 0", dir)));
+    placement::process_driver second(std::move(first));
+    EXPECT_EQ(first.start(shell("other", "exit 0", dir)).error(), errc::shut_down);
+    EXPECT_EQ(first.stop("moved").error(), errc::shut_down);
+    EXPECT_TRUE(first.list().empty());
+    // Nothing runs the io_context until now: start() answered synchronously and the events waited.
+    io.run_for(bound);
+    ASSERT_EQ(states(events), (std::vector{workload_state::pending, workload_state::running, workload_state::exited}));
+    EXPECT_EQ(second.status("moved")->state, workload_state::exited);
+}
+
+TEST(process_driver, the_factory_makes_a_driver_behind_the_interface) {
+    temp_dir dir;
+    boost::asio::io_context io;
+    std::vector<workload_event> events;
+    std::unique_ptr<placement::workload_driver> driver =
+        placement::process_driver::factory()(io.get_executor(), [&](const workload_event& e) { events.push_back(e); });
+    ASSERT_TRUE(driver->start(shell("via-factory", "exit 4", dir)));
+    io.run_for(bound);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().state, workload_state::exited);
+    EXPECT_EQ(events.back().exit.code, 4);
+}
+
 TEST(process_driver, list_shows_every_workload_by_id) {
     temp_dir dir;
     driver_harness h;

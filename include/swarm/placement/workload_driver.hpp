@@ -223,6 +223,11 @@ public:
     process_driver(boost::asio::any_io_executor executor, workload_event_handler on_event,
                    process_driver_config config = {});
     ~process_driver() override;
+    /// A moved-from driver is empty: start() and stop() fail with errc::shut_down, status() and forget()
+    /// with errc::not_found, list() is empty.
+    process_driver(process_driver&&) noexcept;
+    /// Shuts down the driver this one held first, as the destructor does.
+    process_driver& operator=(process_driver&&) noexcept;
     process_driver(const process_driver&) = delete;
     process_driver& operator=(const process_driver&) = delete;
 
