@@ -3,6 +3,8 @@
 
 #include "placement/process_spawn.hpp"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -77,6 +79,47 @@ TEST(process_driver, working_directory_and_arguments_are_honoured) {
     auto real = std::filesystem::canonical(dir / "work").string();
     EXPECT_EQ(read_file(spec.stdout_path), real + "\n<one two>\n<>\n<three>\n");
     EXPECT_EQ(read_file(dir / "work" / "here.txt"), "made\n");
+}
+
+TEST(process_driver, the_child_gets_neither_the_hosts_signal_settings_nor_its_descriptors) {
+    temp_dir dir;
+    driver_harness h;
+    // A host that ignores SIGPIPE, blocks SIGUSR1 on the calling thread and holds a descriptor without
+    // O_CLOEXEC: common, and none of it may leak into the workload.
+    struct sigaction old_pipe {};
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGPIPE, &ignore, &old_pipe);
+    sigset_t usr1;
+    sigset_t old_mask;
+    ::sigemptyset(&usr1);
+    ::sigaddset(&usr1, SIGUSR1);
+    ::pthread_sigmask(SIG_BLOCK, &usr1, &old_mask);
+    int leaked = ::open("/dev/null", O_RDONLY);
+    ASSERT_GE(leaked, 3);
+
+    auto signals = shell("signals", "", dir);
+    signals.program = "/bin/grep";
+    signals.args = {"-E", "^(SigBlk|SigIgn)", "/proc/self/status"};
+    auto fds = shell("fds", "ls /proc/$$/fd", dir);
+    auto started_signals = h.driver().start(signals);
+    auto started_fds = h.driver().start(fds);
+    ::close(leaked);
+    ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    ::sigaction(SIGPIPE, &old_pipe, nullptr);
+    ASSERT_TRUE(started_signals);
+    ASSERT_TRUE(started_fds);
+    h.wait_terminal("signals");
+    h.wait_terminal("fds");
+
+    std::istringstream status(read_file(signals.stdout_path));
+    std::string name;
+    std::string blocked;
+    std::string ignored;
+    status >> name >> blocked >> name >> ignored;
+    EXPECT_EQ(std::stoull(blocked, nullptr, 16), 0u) << "no signal blocked";
+    EXPECT_EQ(std::stoull(ignored, nullptr, 16) & (1ull << (SIGPIPE - 1)), 0u) << "SIGPIPE not ignored";
+    EXPECT_EQ(read_file(fds.stdout_path), "0\n1\n2\n");
 }
 
 TEST(process_driver, a_bare_program_name_is_found_in_path) {
