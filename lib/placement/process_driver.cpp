@@ -132,7 +132,7 @@ public:
         if (!plan) return error{plan.error().code, fmt::format("workload '{}': {}", spec.id, plan.error().message)};
 
         std::unique_lock lock(mutex_);
-        if (closed_) return error{errc::shut_down, "process driver is shut down"};
+        if (closed_ || stopping_all_) return error{errc::shut_down, "process driver is shutting down"};
         auto it = workloads_.find(spec.id);
         if (it != workloads_.end() && !is_terminal(it->second->state))
             return error{errc::already_exists, fmt::format("workload '{}' already exists", spec.id)};
@@ -155,27 +155,19 @@ public:
     result<void> stop(std::string_view id, std::optional<duration> grace) {
         std::unique_lock lock(mutex_);
         if (closed_) return errc::shut_down;
-        auto w = find(id);
-        if (!w) return errc::not_found;
-        if (is_terminal(w->state) || w->stopping) return {};
-        if (w->state == workload_state::pending) {
-            // Waiting out a backoff: nothing runs, so the stop is immediate.
-            ++w->timer_token;
-            w->timer.cancel();
-            w->state = workload_state::stopped;
-            emit(*w, {}, "stopped while waiting to restart");
-            return {};
-        }
-        w->stopping = true;
-        signal_group(*w, SIGTERM);
-        w->timer.expires_after(grace.value_or(w->spec.stop_grace));
-        auto token = ++w->timer_token;
-        w->timer.async_wait(asio::bind_executor(strand_, [self = shared_from_this(), w, token](boost::system::error_code) {
-            std::unique_lock guard(self->mutex_);
-            if (self->closed_ || token != w->timer_token || w->pid == 0) return;
-            self->signal_group(*w, SIGKILL);
-        }));
+        auto it = workloads_.find(id);
+        if (it == workloads_.end()) return errc::not_found;
+        stop_one(it->second, grace);
         return {};
+    }
+
+    void stop_all(std::optional<duration> grace, std::function<void()> done) {
+        std::unique_lock lock(mutex_);
+        if (closed_) return;
+        stopping_all_ = true;
+        if (done) all_stopped_.push_back(std::move(done));
+        for (auto& [id, w] : workloads_) stop_one(w, grace);
+        notify_if_all_stopped();
     }
 
     result<workload_status> status(std::string_view id) const {
@@ -266,7 +258,7 @@ private:
         return true;
     }
 
-    workload* find(std::string_view id) const {
+    const workload* find(std::string_view id) const {
         auto it = workloads_.find(id);
         return it == workloads_.end() ? nullptr : it->second.get();
     }
@@ -274,6 +266,52 @@ private:
     static workload_status snapshot(const workload& w) {
         return {.id = w.spec.id, .state = w.state, .pid = w.pid, .stopping = w.stopping,
                 .restarts = w.restarts, .last_exit = w.last_exit};
+    }
+
+    /// SIGTERM now, SIGKILL after the grace; a workload waiting out a backoff stops at once. Under the mutex.
+    void stop_one(const workload_ptr& w, std::optional<duration> grace) {
+        if (is_terminal(w->state) || w->stopping) return;
+        if (w->state == workload_state::pending) {
+            // Waiting out a backoff: nothing runs, so the stop is immediate.
+            ++w->timer_token;
+            w->timer.cancel();
+            w->state = workload_state::stopped;
+            emit(*w, {}, "stopped while waiting to restart");
+            return;
+        }
+        w->stopping = true;
+        signal_group(*w, SIGTERM);
+        w->timer.expires_after(grace.value_or(w->spec.stop_grace));
+        auto token = ++w->timer_token;
+        w->timer.async_wait(asio::bind_executor(strand_, [self = shared_from_this(), w, token](boost::system::error_code) {
+            std::unique_lock lock(self->mutex_);
+            if (self->closed_ || token != w->timer_token || w->pid == 0) return;
+            self->signal_group(*w, SIGKILL);
+        }));
+    }
+
+    /// After stop_all(): once nothing is live, runs the callers' `done` on the strand, after the events
+    /// queued so far. Under the mutex.
+    void notify_if_all_stopped() {
+        if (all_stopped_.empty()) return;
+        for (const auto& [id, w] : workloads_)
+            if (!is_terminal(w->state)) return;
+        asio::post(strand_, [self = shared_from_this(), callbacks = std::move(all_stopped_)] {
+            if (self->closed_flag()) return;
+            for (const auto& fn : callbacks) {
+                try {
+                    fn();
+                } catch (...) {
+                    self->config_.log.error("workload driver: a stop_all callback threw");
+                }
+            }
+        });
+        all_stopped_.clear();
+    }
+
+    bool closed_flag() {
+        std::unique_lock lock(mutex_);
+        return closed_;
     }
 
     /// Spawns the process and opens its pidfd; on failure nothing is left running. Under the mutex.
@@ -437,9 +475,12 @@ private:
         events_.push_back({.id = w.spec.id, .state = w.state, .pid = w.state == workload_state::running ? w.pid : 0,
                            .exit = exit, .restarts = w.restarts, .message = std::move(message)});
         config_.log.debug("workload {}: {} ({})", w.spec.id, to_string(w.state), events_.back().message);
-        if (draining_) return;
-        draining_ = true;
-        asio::post(strand_, [self = shared_from_this()] { self->drain(); });
+        if (!draining_) {
+            draining_ = true;
+            asio::post(strand_, [self = shared_from_this()] { self->drain(); });
+        }
+        // Posted after the drain, so `done` sees every event delivered first.
+        if (is_terminal(w.state)) notify_if_all_stopped();
     }
 
     void drain() {
@@ -481,6 +522,8 @@ private:
     std::thread::id delivering_thread_;
     std::condition_variable idle_;
     bool closed_ = false;
+    bool stopping_all_ = false;
+    std::vector<std::function<void()>> all_stopped_;
 };
 
 process_driver::process_driver(asio::any_io_executor executor, workload_event_handler on_event,
@@ -514,6 +557,10 @@ result<void> process_driver::stop(std::string_view id, std::optional<duration> g
 result<workload_status> process_driver::status(std::string_view id) const {
     if (!impl_) return errc::not_found;
     return impl_->status(id);
+}
+
+void process_driver::stop_all(std::optional<duration> grace, std::function<void()> done) {
+    if (impl_) impl_->stop_all(grace, std::move(done));
 }
 
 std::vector<workload_status> process_driver::list() const { return impl_ ? impl_->list() : std::vector<workload_status>{}; }

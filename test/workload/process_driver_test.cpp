@@ -360,6 +360,44 @@ TEST(process_driver, the_factory_makes_a_driver_behind_the_interface) {
     EXPECT_EQ(events.back().exit.code, 4);
 }
 
+TEST(process_driver, stop_all_stops_everything_then_says_so_and_refuses_new_work) {
+    temp_dir dir;
+    driver_harness h;
+    auto polite = shell("polite", "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done", dir);
+    auto stubborn = shell("stubborn", "trap '' TERM; echo ready; while :; do sleep 0.05; done", dir);
+    auto waiting = shell("waiting", "exit 1", dir);
+    waiting.restart = {.when = restart_policy::on_failure, .max_restarts = std::nullopt, .initial_backoff = 1h,
+                       .max_backoff = 1h};
+    auto done = shell("done", "exit 0", dir);
+    for (const auto* s : {&polite, &stubborn, &waiting, &done}) ASSERT_TRUE(h.driver().start(*s));
+    ASSERT_TRUE(eventually([&] {
+        return read_file(polite.stdout_path) == "ready\n" && read_file(stubborn.stdout_path) == "ready\n";
+    }));
+    ASSERT_TRUE(h.wait_state("waiting", workload_state::pending, 2));
+    h.wait_terminal("done");
+
+    std::mutex m;
+    std::condition_variable cv;
+    bool all_stopped = false;
+    std::size_t events_before_done = 0;
+    h.driver().stop_all(200ms, [&] {
+        std::lock_guard lock(m);
+        all_stopped = true;
+        events_before_done = h.recorded().size();
+        cv.notify_all();
+    });
+    EXPECT_EQ(h.driver().start(shell("late", "exit 0", dir)).error(), errc::shut_down);
+    {
+        std::unique_lock lock(m);
+        ASSERT_TRUE(cv.wait_for(lock, bound, [&] { return all_stopped; }));
+    }
+    for (const auto* id : {"polite", "stubborn", "waiting"})
+        EXPECT_EQ(h.events_of(id).back().state, workload_state::stopped) << id;
+    EXPECT_EQ(h.events_of("done").back().state, workload_state::exited);
+    EXPECT_EQ(h.events_of("stubborn").back().exit.signal, SIGKILL);
+    EXPECT_EQ(events_before_done, h.recorded().size()) << "done comes after every event";
+}
+
 TEST(process_driver, list_shows_every_workload_by_id) {
     temp_dir dir;
     driver_harness h;

@@ -180,6 +180,11 @@ public:
     /// errc::not_found for an unknown id.
     virtual result<void> stop(std::string_view id, std::optional<duration> grace = std::nullopt) = 0;
 
+    /// The gentle half of shutting down: refuses new starts (errc::shut_down), stops every live workload
+    /// as stop() does, and runs `done` on the executor, after their events, once none is live. Bounded by
+    /// the graces, as long as the processes die when killed. Destroying the driver is the hard half.
+    virtual void stop_all(std::optional<duration> grace, std::function<void()> done) = 0;
+
     /// errc::not_found for an unknown id.
     virtual result<workload_status> status(std::string_view id) const = 0;
     /// Every workload known, live and terminal, ordered by id.
@@ -224,7 +229,7 @@ public:
                    process_driver_config config = {});
     ~process_driver() override;
     /// A moved-from driver is empty: start() and stop() fail with errc::shut_down, status() and forget()
-    /// with errc::not_found, list() is empty.
+    /// with errc::not_found, list() is empty, stop_all() never calls `done`.
     process_driver(process_driver&&) noexcept;
     /// Shuts down the driver this one held first, as the destructor does.
     process_driver& operator=(process_driver&&) noexcept;
@@ -233,6 +238,7 @@ public:
 
     detailed_result<void> start(workload_spec spec) override;
     result<void> stop(std::string_view id, std::optional<duration> grace = std::nullopt) override;
+    void stop_all(std::optional<duration> grace, std::function<void()> done) override;
     result<workload_status> status(std::string_view id) const override;
     std::vector<workload_status> list() const override;
     result<void> forget(std::string_view id) override;
