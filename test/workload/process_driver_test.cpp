@@ -459,5 +459,24 @@ TEST_F(sigchld_fallback, sees_exits_restarts_and_stops) {
     EXPECT_EQ(events.back().exit.signal, SIGKILL);
 }
 
+TEST_F(sigchld_fallback, kills_grandchildren_and_what_is_left_at_destruction) {
+    temp_dir dir;
+    driver_harness h;
+    auto leaver = shell("leaver", "sleep 30 & echo $! > " + (dir / "leaver.pid").string() + "; exit 0", dir);
+    auto stays = shell("stays", "sleep 30 & echo $! > " + (dir / "stays.pid").string() + "; wait", dir);
+    ASSERT_TRUE(h.driver().start(leaver));
+    ASSERT_TRUE(h.driver().start(stays));
+    pid_t left_behind = read_pid(dir / "leaver.pid");
+    pid_t still_running = read_pid(dir / "stays.pid");
+    ASSERT_GT(left_behind, 0);
+    ASSERT_GT(still_running, 0);
+    EXPECT_EQ(h.wait_terminal("leaver").back().state, workload_state::exited);
+    EXPECT_TRUE(eventually([&] { return process_gone(left_behind); }));
+    ASSERT_TRUE(h.wait_state("stays", workload_state::running));
+    EXPECT_FALSE(process_gone(still_running));
+    h.destroy_driver();
+    EXPECT_TRUE(eventually([&] { return process_gone(still_running); }));
+}
+
 } // namespace
 } // namespace swarm::test
