@@ -47,7 +47,7 @@ detailed_result<std::vector<std::byte>> parse_cluster_key(std::string_view text)
 
 detailed_result<void> agent_config::validate() const {
     if (auto v = driver.validate(); !v) return error(v.error().code, "driver: " + v.error().message);
-    if (auto v = membership.validate(); !v) return error(v.error().code, "membership: " + v.error().message);
+    if (auto v = membership.validate(); !v) return v.error(); // its messages already name "membership.<key>"
     if (identity_file.empty()) return error(errc::config_missing_key, "identity_file: a key file path is required");
     if (cluster_keys.empty())
         return error(errc::config_missing_key, "cluster_keys: at least one key is required (the first seals)");
