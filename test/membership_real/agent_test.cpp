@@ -110,6 +110,9 @@ struct mesh {
     temp_dir dir;
     std::vector<std::optional<m::agent>> nodes;
 
+    // Agents stay put: callbacks in the tests hold their addresses.
+    mesh() { nodes.reserve(8); }
+
     std::filesystem::path identity_of(std::size_t i) const { return dir.path / ("node" + std::to_string(i) + ".key"); }
 
     m::agent& start(std::size_t i, m::agent_config cfg) {
