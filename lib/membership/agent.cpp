@@ -181,6 +181,8 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
     std::vector<std::string> seed_names;
     duration join_backoff{};
     bool join_running = false;
+    // Set by stop: a resolution or timer already in flight must not re-arm the loop.
+    bool join_stopped = false;
     boost::asio::steady_timer join_timer;
 
     // Metrics, refreshed from swim::stats() on the strand.
@@ -347,7 +349,7 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
             for (auto& s : more)
                 if (std::find(seed_names.begin(), seed_names.end(), s) == seed_names.end())
                     seed_names.push_back(std::move(s));
-            if (seed_names.empty()) return;
+            if (seed_names.empty() || join_stopped) return;
             join_backoff = cfg.membership.join_retry_interval;
             if (join_running) return;
             join_running = true;
@@ -359,6 +361,7 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
         std::vector<std::string> names;
         {
             std::lock_guard lock(join_mutex);
+            if (join_stopped) return;
             names = seed_names;
         }
         struct resolving {
@@ -397,6 +400,7 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
 
     void schedule_join_check() {
         std::lock_guard lock(join_mutex);
+        if (join_stopped) return;
         join_timer.expires_after(join_backoff);
         join_backoff = std::min(join_backoff * 2, cfg.membership.join_retry_max);
         std::weak_ptr<impl> weak = weak_from_this();
@@ -421,6 +425,7 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
 
     void cancel_join() {
         std::lock_guard lock(join_mutex);
+        join_stopped = true;
         join_timer.cancel();
         join_running = false;
     }

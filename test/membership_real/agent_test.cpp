@@ -440,6 +440,25 @@ TEST(agent, seeds_given_by_name_resolve_to_every_address) {
     EXPECT_TRUE(net.all_see_alive(2));
 }
 
+TEST(agent, keeps_retrying_a_seed_that_comes_up_later) {
+    mesh net;
+    // Learn a free port, then free it: the seed will come up there after the joiner has started.
+    auto probe_cfg = fast_config(net.identity_of(0));
+    swarm::net::endpoint later;
+    {
+        auto& first = net.start(0, probe_cfg);
+        later = first.local_endpoint();
+        ASSERT_TRUE(first.halt());
+        net.nodes[0].reset();
+    }
+    net.start(1, fast_config(net.identity_of(1), {"localhost:" + std::to_string(later.port())}));
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(alive_count(*net.nodes[1]), 1u);
+    probe_cfg.driver.bind = later;
+    net.start(0, probe_cfg);
+    EXPECT_TRUE(net.all_see_alive(2));
+}
+
 TEST(agent, runs_on_ipv6_loopback) {
     swarm::runtime rt{1};
     temp_dir dir;
