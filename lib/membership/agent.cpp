@@ -432,6 +432,15 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
 
     bool stop_driver(bool silent) {
         cancel_join();
+        if (on_strand_of == this) {
+            // From a subscriber: the strand is ours, so act now; stop_and_wait cannot wait here anyway.
+            if (proto != nullptr) {
+                if (silent) proto->silence();
+                refresh_metrics(proto->inner());
+            }
+            driver->stop();
+            return false;
+        }
         if (silent) driver->post([](net::protocol& p) { static_cast<agent_protocol&>(p).silence(); });
         // Keep the last snapshot renderable after the protocol is gone.
         driver->post([this](net::protocol& p) { refresh_metrics(static_cast<agent_protocol&>(p).inner()); });
@@ -537,9 +546,7 @@ bool agent::leave() {
     if (on_strand_of == impl_.get()) {
         // Cannot wait on the strand we hold: announce now, stop without the drain.
         if (d.proto) d.proto->inner().leave();
-        d.cancel_join();
-        d.driver->stop();
-        return false;
+        return d.stop_driver(false);
     }
     auto said = d.call<bool>([](swim& s) {
         s.leave();

@@ -155,7 +155,7 @@ struct mesh {
             seen.clear();
             bool all = true;
             for (std::size_t i = 0; i < nodes.size(); ++i) {
-                if (i == subject || !nodes[i]) continue;
+                if (i == subject || !nodes[i] || nodes[i]->stopped()) continue;
                 auto found = nodes[i]->find(id);
                 const bool match = found && *found && (*found)->state == state;
                 seen += " node" + std::to_string(i) + "=" +
@@ -429,6 +429,35 @@ TEST(agent, subscribers_run_on_the_strand_and_may_query_the_agent_inline) {
     });
     net.start(1, net.config_for(1));
     EXPECT_TRUE(eventually([&] { return answered.load() > 0; }));
+}
+
+TEST(agent, a_subscriber_may_steer_its_own_agent) {
+    mesh net;
+    net.start_all(3);
+    ASSERT_TRUE(net.all_see_alive(3));
+    m::agent* two = &*net.nodes[2];
+    std::atomic<bool> halted{false};
+    // Node 2 publishes metadata when it learns of node 3, and halts itself (as a crash would) when node 3
+    // fails: both from its own strand, where neither may wait.
+    net.nodes[2]->subscribe([&](const m::event& e) {
+        if (e.kind == m::event_kind::joined) {
+            m::metadata meta;
+            meta.labels["seen"] = e.subject.id.short_string();
+            EXPECT_TRUE(two->set_metadata(meta));
+        }
+        if (e.kind == m::event_kind::failed && !halted.exchange(true)) {
+            EXPECT_FALSE(two->halt());
+        }
+    });
+    net.start(3, net.config_for(3));
+    const auto id2 = net.nodes[2]->id();
+    EXPECT_TRUE(eventually([&] {
+        auto found = net.nodes[0]->find(id2);
+        return found && *found && (*found)->meta && (*found)->meta->labels.contains("seen");
+    }));
+    ASSERT_TRUE(net.nodes[3]->halt());
+    EXPECT_TRUE(eventually([&] { return halted.load() && net.nodes[2]->stopped(); }));
+    EXPECT_TRUE(net.others_see(2, m::member_state::dead));
 }
 
 TEST(agent, seeds_given_by_name_resolve_to_every_address) {

@@ -15,11 +15,11 @@
 //
 // Event delivery, two ways:
 // - subscribe(): callbacks run on the agent's strand, one event at a time and in order, outside any internal
-//   lock and outside the protocol's own call stack, so a callback may call any member of the agent except
-//   stop(), leave(), halt() and the destructor (they would wait for the strand the callback holds). A
-//   callback must return quickly and must not block: while it runs, this node answers no probe, and a
-//   callback slower than the probe timeout gets the node suspected. An exception escaping a callback is
-//   caught and logged.
+//   lock and outside the protocol's own call stack, so a callback may call any member of the agent but its
+//   destructor (or a move into it). Queries run inline; stop(), leave() and halt() start the stop and return
+//   false without waiting, since the strand they would wait for is the callback's. A callback must return
+//   quickly and must not block: while it runs, this node answers no probe, and a callback slower than the
+//   probe timeout gets the node suspected. An exception escaping a callback is caught and logged.
 // - poll(): a bounded queue the host drains from its own thread, so bindings (Python, C) never run code on a
 //   swarm thread. set_notify()'s function runs on a swarm thread when the queue goes from empty to non-empty;
 //   it must only wake the host (signal a condition variable, write to a pipe) and never call into the agent.
