@@ -158,7 +158,10 @@ public:
     result<std::vector<member>> members() const;
     result<std::optional<member>> find(const node_id& id) const;
     result<statistics> stats() const;
-    /// Every swarm_membership_* metric in the Prometheus text format, refreshed from the protocol first.
+    /// Every swarm_membership_* metric in the Prometheus text format, refreshed from the protocol first:
+    /// members{state}, local_health, probes_total, probes_failed_total, suspicions_total,
+    /// refutations_total, {sent,received}_{bytes,packets}_total, packets_refused_total{reason} (reason as
+    /// membership::to_string(refusal)) and events_dropped_total.
     /// When the strand cannot answer in time (or the agent is stopped) the last refreshed values are
     /// rendered.
     std::string metrics_text() const;
