@@ -13,6 +13,8 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <span>
 #include <vector>
 
 namespace swarm::inline v0::dispatch::detail {
@@ -73,10 +75,24 @@ public:
         *target = {slot, tick};
     }
 
+    /// touch() for each hash in order. The table is large and its lines cold, so every line these touches
+    /// will read (the blocks' home slots, and those of the records about to fall off the log) is prefetched
+    /// first: the misses overlap instead of queueing one after another.
+    void touch_all(std::uint32_t slot, std::span<const std::uint64_t> hashes) {
+        for (const std::uint64_t h : hashes) __builtin_prefetch(&table_[home(h)]);
+        if (slot < logs_.size() && logs_[slot].size == capacity_) {
+            const log& lg = logs_[slot];
+            const std::size_t n = std::min<std::size_t>(hashes.size(), capacity_);
+            for (std::size_t k = 0; k < n; ++k) __builtin_prefetch(&table_[home(lg.at((lg.head + k) % capacity_).hash)]);
+        }
+        for (const std::uint64_t h : hashes) touch(slot, h);
+    }
+
     /// Drops everything recorded for `slot`.
     void forget(std::uint32_t slot) {
         if (slot >= logs_.size()) return;
-        for (const auto& r : logs_[slot].records) release(slot, r.hash, r.tick, true);
+        const log& lg = logs_[slot];
+        for (std::uint32_t i = 0; i < lg.size; ++i) release(slot, lg.at(i).hash, lg.at(i).tick, true);
         logs_[slot] = {};
     }
 
@@ -85,10 +101,18 @@ private:
         std::uint64_t hash;
         std::uint32_t tick;
     };
+    // A log grows in fixed chunks (no reallocation, so no copy of a long log in the middle of a request),
+    // up to capacity_ records, then wraps as a ring.
+    static constexpr std::uint32_t chunk_bits = 9;
+    static constexpr std::uint32_t chunk_size = 1U << chunk_bits;
     struct log {
-        std::vector<record> records; // grows to capacity_, then a ring
+        std::vector<std::unique_ptr<record[]>> chunks;
+        std::uint32_t size = 0;
         std::uint32_t head = 0;      // next overwrite once full
         std::uint32_t tick = 0;      // records appended so far (wraps; ages are differences)
+
+        record& at(std::uint32_t i) noexcept { return chunks[i >> chunk_bits][i & (chunk_size - 1)]; }
+        const record& at(std::uint32_t i) const noexcept { return chunks[i >> chunk_bits][i & (chunk_size - 1)]; }
     };
 
     std::size_t mask() const noexcept { return table_.size() - 1; }
@@ -96,12 +120,13 @@ private:
 
     std::uint32_t append(std::uint32_t slot, log& lg, std::uint64_t hash) {
         const std::uint32_t tick = lg.tick++;
-        if (lg.records.size() < capacity_) {
-            lg.records.push_back({hash, tick});
+        if (lg.size < capacity_) {
+            if ((lg.size & (chunk_size - 1)) == 0) lg.chunks.push_back(std::make_unique_for_overwrite<record[]>(chunk_size));
+            lg.at(lg.size++) = {hash, tick};
             return tick;
         }
-        const record old = lg.records[lg.head];
-        lg.records[lg.head] = {hash, tick};
+        const record old = lg.at(lg.head);
+        lg.at(lg.head) = {hash, tick};
         lg.head = (lg.head + 1) % capacity_;
         release(slot, old.hash, old.tick, false);
         return tick;

@@ -87,6 +87,7 @@ struct router::impl {
     std::vector<model_entry> models;
     std::size_t count = 0;
     std::uint32_t next_generation = 1;
+    bool any_uses_blocks = false;
 
     // Scratch space reused by every route(): no allocation per request once grown.
     std::vector<std::uint64_t> blocks;
@@ -147,6 +148,7 @@ detailed_result<router> router::create(router_config config, std::vector<stage> 
     auto p = std::make_unique<impl>();
     p->config = config;
     p->pipeline = std::move(pipeline);
+    for (const auto& st : p->pipeline) p->any_uses_blocks = p->any_uses_blocks || st.policy->uses_blocks();
     p->blocks.resize(config.max_blocks);
     return router{std::move(p)};
 }
@@ -234,8 +236,9 @@ detailed_result<route_decision> router::route(const request_view& request) {
     request_context ctx;
     ctx.request = &request;
     ctx.model_index = mit->second;
-    const std::size_t nblocks = prefix_blocks(d.config, request, d.blocks);
-    ctx.blocks = std::span<const std::uint64_t>{d.blocks.data(), nblocks};
+    const std::size_t nblocks =
+        prefix_blocks(d.config, request, std::span{d.blocks}.first(d.any_uses_blocks ? d.blocks.size() : 1));
+    ctx.blocks = std::span<const std::uint64_t>{d.blocks.data(), d.any_uses_blocks ? nblocks : 0};
     if (nblocks > 0) {
         ctx.affinity_key = d.blocks[0];
     } else if (!request.tokens.empty()) {
@@ -266,42 +269,38 @@ detailed_result<route_decision> router::route(const request_view& request) {
                      fmt::format("all {} backends of model '{}' are unhealthy or ejected", n, request.model)};
 
     for (const auto& st : d.pipeline) {
+        if (st.weight == 1.0) {
+            st.policy->score(ctx, candidates, verdicts, total);
+            continue;
+        }
         std::fill(partial.begin(), partial.end(), 0.0);
         st.policy->score(ctx, candidates, verdicts, partial);
-        if (st.weight == 0.0) continue; // a pure filter
         for (std::size_t i = 0; i < n; ++i) total[i] += st.weight * partial[i];
     }
 
-    // Best first: lower verdict, then higher score, then candidate order.
+    // The best 1 + max_fallbacks candidates in one pass: lower verdict first, then higher score, then
+    // candidate order (a strict comparison keeps the earlier of equals ahead).
     const auto better = [&](std::size_t a, std::size_t b) {
-        if (verdicts[a] != verdicts[b]) return verdicts[a] < verdicts[b];
-        return total[a] > total[b];
+        return verdicts[a] != verdicts[b] ? verdicts[a] < verdicts[b] : total[a] > total[b];
     };
-    std::size_t best = n;
-    for (std::size_t i = 0; i < n; ++i)
-        if (verdicts[i] != verdict::excluded && (best == n || better(i, best))) best = i;
-    if (best == n)
+    std::array<std::size_t, router_config::max_fallback_limit + 1> top{};
+    const std::size_t want = std::size_t{d.config.max_fallbacks} + 1;
+    std::size_t ntop = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (verdicts[i] == verdict::excluded) continue;
+        if (ntop == want && !better(i, top[ntop - 1])) continue;
+        std::size_t j = ntop < want ? ntop++ : want - 1;
+        for (; j > 0 && better(i, top[j - 1]); --j) top[j] = top[j - 1];
+        top[j] = i;
+    }
+    if (ntop == 0)
         return error{errc::unreachable, fmt::format("every backend of model '{}' was excluded by the policy", request.model)};
 
+    const std::size_t best = top[0];
     route_decision out;
     out.chosen = {candidates[best]->slot, candidates[best]->generation};
-    // Fallbacks: a partial selection, repeated max_fallbacks times; n is small next to the cost of a request.
-    std::array<std::size_t, router_config::max_fallback_limit + 1> taken{};
-    taken[0] = best;
-    std::size_t ntaken = 1;
-    for (std::uint32_t f = 0; f < d.config.max_fallbacks; ++f) {
-        std::size_t next = n;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (verdicts[i] == verdict::excluded) continue;
-            if (std::find(taken.begin(), taken.begin() + static_cast<std::ptrdiff_t>(ntaken), i) !=
-                taken.begin() + static_cast<std::ptrdiff_t>(ntaken))
-                continue;
-            if (next == n || better(i, next)) next = i;
-        }
-        if (next == n) break;
-        taken[ntaken++] = next;
-        out.fallback_storage[out.fallback_count++] = {candidates[next]->slot, candidates[next]->generation};
-    }
+    for (std::size_t k = 1; k < ntop; ++k)
+        out.fallback_storage[out.fallback_count++] = {candidates[top[k]]->slot, candidates[top[k]]->generation};
 
     for (const auto& st : d.pipeline) st.policy->on_routed(ctx, candidates, best);
     return out;

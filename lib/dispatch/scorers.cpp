@@ -32,8 +32,11 @@ public:
         const std::size_t n = candidates.size();
         const std::size_t cursor = cursor_for(ctx.model_index) % n;
         // The candidate at the cursor scores 1, the one before it scores least: filtered ones are skipped.
-        for (std::size_t i = 0; i < n; ++i)
-            scores[i] = 1.0 - static_cast<double>((i + n - cursor) % n) / static_cast<double>(n);
+        const double step = 1.0 / static_cast<double>(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t behind = i >= cursor ? i - cursor : i + n - cursor;
+            scores[i] += 1.0 - static_cast<double>(behind) * step;
+        }
     }
 
     void on_routed(const request_context& ctx, std::span<const backend_state* const> candidates,
@@ -54,7 +57,7 @@ public:
     std::string_view name() const noexcept override { return "least_outstanding"; }
     void score(const request_context&, std::span<const backend_state* const> candidates, std::span<verdict>,
                std::span<double> scores) override {
-        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] = -candidates[i]->load();
+        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= candidates[i]->load();
     }
 };
 
@@ -71,7 +74,7 @@ public:
             if (verdicts[i] == best) pool_.push_back(i);
         if (pool_.empty()) return;
         if (pool_.size() == 1) {
-            scores[pool_[0]] = 2.0;
+            scores[pool_[0]] += 2.0;
             return;
         }
         const std::size_t m = pool_.size();
@@ -80,8 +83,8 @@ public:
         if (pool_[bi] == a) bi = m - 1; // draw without replacement: the last one stands in for the first pick
         const std::size_t b = pool_[bi];
         const bool a_wins = candidates[a]->load() <= candidates[b]->load();
-        scores[a_wins ? a : b] = 2.0;
-        scores[a_wins ? b : a] = 1.0;
+        scores[a_wins ? a : b] += 2.0;
+        scores[a_wins ? b : a] += 1.0;
     }
 
 private:
@@ -109,7 +112,7 @@ public:
             u -= candidates[i]->info.weight;
             if (u < 0.0) break;
         }
-        if (pick < candidates.size()) scores[pick] = 1.0;
+        if (pick < candidates.size()) scores[pick] += 1.0;
     }
 
 private:
@@ -164,7 +167,7 @@ public:
             if (verdicts[i] == verdict::excluded) continue;
             const double w = detail::rendezvous(ctx.session_hash, candidates[i]->key);
             const bool within = verdicts[i] == verdict::preferred && candidates[i]->load() + 1.0 <= capacity;
-            scores[i] = within ? 1.0 + w : w;
+            scores[i] += within ? 1.0 + w : w;
         }
     }
 
@@ -176,11 +179,12 @@ class prefix_affinity_scorer final : public scorer {
 public:
     explicit prefix_affinity_scorer(prefix_affinity_options o) : index_(o.blocks_per_backend) {}
     std::string_view name() const noexcept override { return "prefix_affinity"; }
+    bool uses_blocks() const noexcept override { return true; }
 
     void score(const request_context& ctx, std::span<const backend_state* const> candidates,
                std::span<verdict> verdicts, std::span<double> scores) override {
         const std::size_t n = candidates.size();
-        for (std::size_t i = 0; i < n; ++i) scores[i] = detail::rendezvous(ctx.affinity_key, candidates[i]->key);
+        for (std::size_t i = 0; i < n; ++i) scores[i] += detail::rendezvous(ctx.affinity_key, candidates[i]->key);
         if (ctx.blocks.empty() || index_.empty()) return;
 
         for (std::size_t i = 0; i < n; ++i) {
@@ -219,7 +223,7 @@ public:
     void on_routed(const request_context& ctx, std::span<const backend_state* const> candidates,
                    std::size_t chosen) override {
         const std::uint32_t slot = candidates[chosen]->slot;
-        for (const std::uint64_t h : ctx.blocks) index_.touch(slot, h);
+        index_.touch_all(slot, ctx.blocks);
     }
 
     void on_removed(const backend_state& b) override { index_.forget(b.slot); }

@@ -335,7 +335,7 @@ public:
         for (std::size_t i = 0; i < candidates.size(); ++i) {
             auto it = candidates[i]->info.labels.find("zone");
             const bool match = it != candidates[i]->info.labels.end() && it->second == ctx.request->session_key;
-            if (match) scores[i] = 1.0;
+            if (match) scores[i] += 1.0;
             else verdicts[i] = sd::verdict::fallback;
         }
         ++calls;

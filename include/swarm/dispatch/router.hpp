@@ -7,7 +7,7 @@
 //
 // Policies are scorers (see scorers.hpp for the built-ins; a host may write its own). Each scorer sees the
 // request and the model's candidates and may
-//   - add to each candidate's score (the router multiplies by the stage's weight and sums), and
+//   - add to each candidate's score (the router applies the stage's weight and sums), and
 //   - worsen a candidate's verdict: `preferred` -> `fallback` (a filter such as a load bound: still ranked,
 //     only chosen when no preferred candidate is left) -> `excluded` (never chosen, never a fallback).
 // The chosen backend is the best (verdict, then score) candidate; ties go to the candidate whose id hashes
@@ -86,7 +86,8 @@ struct request_view {
 struct request_context {
     const request_view* request = nullptr;
     std::uint32_t model_index = 0;           // dense per router: per-model scorer state may be indexed by it
-    std::span<const std::uint64_t> blocks;   // chained hashes of the prompt's whole blocks: blocks[i] covers 0..i
+    std::span<const std::uint64_t> blocks;   // chained hashes of the prompt's whole blocks (blocks[i] covers 0..i);
+                                             // empty unless a stage uses_blocks()
     std::uint64_t affinity_key = 0;          // blocks[0], or a hash of the whole prompt when shorter than a block
     std::uint64_t session_hash = 0;          // hash of the session key; 0 when there is none
 };
@@ -98,9 +99,13 @@ class scorer {
 public:
     virtual ~scorer() = default;
     virtual std::string_view name() const noexcept = 0;
+    /// Whether score() reads request_context::blocks. The router hashes the whole prompt only when some
+    /// stage does (affinity_key is always there: it costs one block).
+    virtual bool uses_blocks() const noexcept { return false; }
 
-    /// `candidates`, `verdicts` and `scores` are parallel. `scores` arrives zeroed; write this policy's
-    /// opinion (higher is better). Verdicts may only be worsened. Must not throw.
+    /// `candidates`, `verdicts` and `scores` are parallel. Add this policy's opinion to `scores` (higher is
+    /// better; the router applies the stage's weight, and may pass earlier stages' sum, so add, never assign
+    /// and never read). Verdicts may only be worsened. Must not throw.
     virtual void score(const request_context& ctx, std::span<const backend_state* const> candidates,
                        std::span<verdict> verdicts, std::span<double> scores) = 0;
 
