@@ -37,26 +37,29 @@ namespace swarm::inline v0::dispatch {
 
 /// A model server as the host describes it: from membership metadata or a static list.
 struct backend {
-    std::string id;                          // unique within a router; the rendezvous hashes derive from it
-    std::vector<std::string> models;         // the model names it serves (at least one)
-    std::string endpoint;                    // where the gateway connects ("10.0.0.7:8000", a URL)
-    double weight = 1.0;                     // relative capacity, > 0 (weighted policies)
-    std::map<std::string, std::string> labels;
+    // Read for every candidate of every route(), so they come first (one cache line with backend_state's
+    // counters).
     // Health, from the host's circuit breaker and outlier ejection. Either flag keeps the backend out.
     bool healthy = true;
     bool ejected = false;
     // Load the backend reports (scraped Prometheus, e.g. vllm:num_requests_waiting and kv_cache_usage_perc).
     std::uint32_t queued = 0;
     double kv_cache_usage = 0.0; // 0..1
+    double weight = 1.0;         // relative capacity, > 0 (weighted policies)
+
+    std::string id;                          // unique within a router; the rendezvous hashes derive from it
+    std::vector<std::string> models;         // the model names it serves (at least one)
+    std::string endpoint;                    // where the gateway connects ("10.0.0.7:8000", a URL)
+    std::map<std::string, std::string> labels;
 };
 
-/// A backend inside a router: its description plus what the router counts itself.
-struct backend_state {
-    backend info;
+/// A backend inside a router: what the router counts itself, then the description.
+struct alignas(64) backend_state {
     std::uint64_t key = 0;       // a 64-bit hash of info.id, the backend's identity in rendezvous hashing
     std::uint32_t slot = 0;      // dense index, stable while the backend stays; scorers index their state by it
     std::uint32_t generation = 0;
     std::uint32_t in_flight = 0; // on_start minus on_finish
+    backend info;
     std::uint64_t completed = 0;
     std::uint64_t failed = 0;
     std::chrono::nanoseconds latency_ewma{0}; // of successful requests, weight 1/8 per sample
