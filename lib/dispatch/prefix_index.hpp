@@ -45,6 +45,16 @@ public:
         }
     }
 
+    /// Whether `slot` holds `hash` with a record young enough that touch() would skip it.
+    bool recent(std::uint32_t slot, std::uint64_t hash) const noexcept {
+        if (slot >= logs_.size()) return false;
+        const entry* e = find(hash);
+        if (!e) return false;
+        for (const auto& h : e->holders)
+            if (h.slot == slot && logs_[slot].tick - h.tick < capacity_ / 2) return true;
+        return false;
+    }
+
     /// Records that `slot` (now) holds `hash`.
     void touch(std::uint32_t slot, std::uint64_t hash) {
         if (slot >= logs_.size()) logs_.resize(std::size_t{slot} + 1);

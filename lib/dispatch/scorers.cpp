@@ -9,6 +9,7 @@
 #include <gsl/assert>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -184,6 +185,7 @@ public:
     void score(const request_context& ctx, std::span<const backend_state* const> candidates,
                std::span<verdict> verdicts, std::span<double> scores) override {
         const std::size_t n = candidates.size();
+        matched_ = 0;
         for (std::size_t i = 0; i < n; ++i) scores[i] += detail::rendezvous(ctx.affinity_key, candidates[i]->key);
         if (ctx.blocks.empty() || index_.empty()) return;
 
@@ -214,16 +216,27 @@ public:
             (held(mid) ? lo : hi) = mid;
         }
         const auto* e = index_.find(ctx.blocks[lo]);
-        for (const auto& h : e->holders) {
+        matched_ = lo + 1;
+        holders_.fill(detail::prefix_index::no_slot);
+        for (std::size_t k = 0; k < e->holders.size(); ++k) {
+            const auto& h = e->holders[k];
             if (h.slot == detail::prefix_index::no_slot) continue;
-            if (const std::size_t p = preferred_position(h.slot); p < n) scores[p] += static_cast<double>(lo + 1) + 1.0;
+            if (const std::size_t p = preferred_position(h.slot); p < n) {
+                scores[p] += static_cast<double>(matched_) + 1.0;
+                holders_[k] = h.slot;
+            }
         }
     }
 
     void on_routed(const request_context& ctx, std::span<const backend_state* const> candidates,
                    std::size_t chosen) override {
         const std::uint32_t slot = candidates[chosen]->slot;
-        index_.touch_all(slot, ctx.blocks);
+        // The chosen backend held the first matched_ blocks, recorded together when they were last
+        // refreshed; while the first of them is still recent, so are the rest, and only the new blocks
+        // need recording. That turns ~100 lookups for a long shared prompt into one plus the new tail.
+        const bool held_prefix = matched_ > 0 && std::find(holders_.begin(), holders_.end(), slot) != holders_.end();
+        if (held_prefix && index_.recent(slot, ctx.blocks[0])) index_.touch_all(slot, ctx.blocks.subspan(matched_));
+        else index_.touch_all(slot, ctx.blocks);
     }
 
     void on_removed(const backend_state& b) override { index_.forget(b.slot); }
@@ -231,6 +244,9 @@ public:
 private:
     detail::prefix_index index_;
     std::vector<std::uint32_t> position_; // slot -> position in the current request's candidates
+    // What score() found for the request on_routed() then records.
+    std::size_t matched_ = 0;
+    std::array<std::uint32_t, detail::prefix_index::max_holders> holders_{};
 };
 
 } // namespace

@@ -1,3 +1,4 @@
+#include <swarm/core/config.hpp>
 #include <swarm/dispatch/router.hpp>
 #include <swarm/dispatch/scorers.hpp>
 
@@ -413,4 +414,19 @@ TEST(dispatch_prefix_index, forgets_the_least_recently_recorded_blocks) {
     EXPECT_EQ(index.size(), 1U);
     index.forget(1);
     EXPECT_TRUE(index.empty());
+}
+
+TEST(dispatch_config, router_and_policy_options_load_from_json) {
+    auto cfg = swarm::config::parse<sd::router_config>(R"({"block_bytes": 512, "max_fallbacks": 2})");
+    ASSERT_TRUE(cfg.has_value()) << cfg.error().describe();
+    EXPECT_EQ(cfg->block_bytes, 512U);
+    EXPECT_EQ(cfg->max_fallbacks, 2U);
+    auto bad = swarm::config::parse<sd::router_config>(R"({"max_fallbacks": 20})");
+    ASSERT_FALSE(bad.has_value());
+    EXPECT_EQ(bad.error(), swarm::errc::config_invalid_value);
+    auto load = swarm::config::parse<sd::bounded_load_options>(R"({"slack_requests": 4, "slack_fraction": 0.2})");
+    ASSERT_TRUE(load.has_value());
+    EXPECT_EQ(load->slack_requests, 4.0);
+    EXPECT_FALSE(swarm::config::parse<sd::session_affinity_options>(R"({"load_factor": 0.9})").has_value());
+    EXPECT_TRUE(swarm::config::parse<sd::prefix_affinity_options>(R"({"blocks_per_backend": 1024})").has_value());
 }
