@@ -63,7 +63,8 @@ std::size_t prefix_blocks(const router_config& config, const request_view& reque
         block = std::size_t{config.block_tokens} * sizeof(std::uint32_t);
     }
     const std::size_t n = std::min(size / block, out.size());
-    std::uint64_t chain = block_seed;
+    // Seeded with the model: one backend's caches for two models are separate, and so are their records.
+    std::uint64_t chain = detail::hash_string(request.model, block_seed);
     for (std::size_t i = 0; i < n; ++i) {
         // Each block's hash is seeded with its predecessor's, so equal hashes mean equal prefixes.
         chain = detail::hash_bytes(data + i * block, block, chain);

@@ -62,6 +62,15 @@ public:
     }
 };
 
+class kv_cache_headroom_scorer final : public scorer {
+public:
+    std::string_view name() const noexcept override { return "kv_cache_headroom"; }
+    void score(const request_context&, std::span<const backend_state* const> candidates, std::span<verdict>,
+               std::span<double> scores) override {
+        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= candidates[i]->info.kv_cache_usage;
+    }
+};
+
 class power_of_two_scorer final : public scorer {
 public:
     explicit power_of_two_scorer(std::uint64_t seed) : state_(seed) {}
@@ -273,6 +282,7 @@ detailed_result<void> prefix_affinity_options::validate() const {
 
 std::shared_ptr<scorer> round_robin() { return std::make_shared<round_robin_scorer>(); }
 std::shared_ptr<scorer> least_outstanding() { return std::make_shared<least_outstanding_scorer>(); }
+std::shared_ptr<scorer> kv_cache_headroom() { return std::make_shared<kv_cache_headroom_scorer>(); }
 std::shared_ptr<scorer> power_of_two(std::uint64_t seed) { return std::make_shared<power_of_two_scorer>(seed); }
 std::shared_ptr<scorer> weighted_random(std::uint64_t seed) { return std::make_shared<weighted_random_scorer>(seed); }
 std::shared_ptr<scorer> bounded_load(bounded_load_options options) {

@@ -96,6 +96,41 @@ TEST(dispatch_router, least_outstanding_picks_the_least_loaded) {
     EXPECT_EQ(chosen_id(r, text_request("x")), "b0");
 }
 
+TEST(dispatch_router, kv_cache_headroom_breaks_near_ties_in_load) {
+    auto r = make_router({{sd::least_outstanding(), 1.0}, {sd::kv_cache_headroom(), 4.0}}, 3);
+    ASSERT_TRUE(r.set_reported_load("b0", 0, 0.95).has_value());
+    ASSERT_TRUE(r.set_reported_load("b1", 0, 0.10).has_value());
+    ASSERT_TRUE(r.set_reported_load("b2", 0, 0.50).has_value());
+    EXPECT_EQ(chosen_id(r, text_request("x")), "b1");
+    const auto* b1 = r.find("b1");
+    for (int i = 0; i < 2; ++i) r.on_start({b1->slot, b1->generation}); // 2 requests outweigh 0.4 of cache
+    EXPECT_EQ(chosen_id(r, text_request("x")), "b2");
+    EXPECT_EQ(r.set_reported_load("b1", 0, 1.5).error(), swarm::errc::invalid_argument);
+}
+
+TEST(dispatch_router, prefix_records_are_per_model) {
+    auto r = sd::router::create({}, sd::prefix_affinity_pipeline());
+    ASSERT_TRUE(r.has_value());
+    for (int i = 0; i < 8; ++i) {
+        auto b = make_backend("m" + std::to_string(i));
+        b.models = {"a", "b"};
+        ASSERT_TRUE(r->add(b).has_value());
+    }
+    // The same prompt under two models hashes to different blocks, so each model's first request is a miss
+    // decided by its own rendezvous order; over many prompts the two orders differ.
+    const sd::router_config cfg{};
+    int differ = 0;
+    for (int g = 0; g < 32; ++g) {
+        const std::string p = prompt_of(500 + g, 1024);
+        std::array<std::uint64_t, 4> ha{}, hb{};
+        ASSERT_EQ(sd::prefix_blocks(cfg, text_request(p, "a"), ha), 4U);
+        ASSERT_EQ(sd::prefix_blocks(cfg, text_request(p, "b"), hb), 4U);
+        EXPECT_NE(ha, hb);
+        differ += chosen_id(*r, text_request(p, "a")) != chosen_id(*r, text_request(p, "b")) ? 1 : 0;
+    }
+    EXPECT_GT(differ, 16);
+}
+
 TEST(dispatch_router, power_of_two_never_picks_the_more_loaded_of_its_two) {
     auto r = make_router({{sd::power_of_two(42), 1.0}}, 5);
     // Loads 0..4: the most loaded backend can never win a draw of two distinct candidates.

@@ -197,7 +197,8 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-/// The chained block hashes the router computes for a request (block i covers bytes or tokens 0..i), written
+/// The chained block hashes the router computes for a request (block i covers the model name and the bytes or
+/// tokens of blocks 0..i), written
 /// to `out`; returns how many (at most out.size()). Exposed for simulations and for hosts that keep their own
 /// cache records.
 std::size_t prefix_blocks(const router_config& config, const request_view& request, std::span<std::uint64_t> out);

@@ -5,6 +5,7 @@
 //   least outstanding requests  {least_outstanding()}
 //   power of two choices        {power_of_two(seed)}
 //   weighted                    {weighted_random(seed)}
+//   KV-cache aware              {least_outstanding(), weight 1} + {kv_cache_headroom(), weight 4}
 //   sticky sessions             {session_affinity()}   consistent hashing with bounded loads on the session key
 //   prefix affinity             prefix_affinity_pipeline(): {bounded_load(), prefix_affinity()}
 #pragma once
@@ -32,6 +33,10 @@ std::shared_ptr<scorer> power_of_two(std::uint64_t seed);
 
 /// Draws one candidate of the best verdict with probability proportional to backend::weight.
 std::shared_ptr<scorer> weighted_random(std::uint64_t seed);
+
+/// Scores -kv_cache_usage (0..1, as the backend reports it): with a small weight next to another policy, steers
+/// toward backends with room in their KV cache.
+std::shared_ptr<scorer> kv_cache_headroom();
 
 struct bounded_load_options {
     // A preferred candidate whose load exceeds the least loaded preferred one's by more than
