@@ -1,4 +1,5 @@
 #include <swarm/core/config.hpp>
+#include <swarm/core/random.hpp>
 #include <swarm/dispatch/router.hpp>
 #include <swarm/dispatch/scorers.hpp>
 
@@ -464,4 +465,38 @@ TEST(dispatch_config, router_and_policy_options_load_from_json) {
     EXPECT_EQ(load->slack_requests, 4.0);
     EXPECT_FALSE(swarm::config::parse<sd::session_affinity_options>(R"({"load_factor": 0.9})").has_value());
     EXPECT_TRUE(swarm::config::parse<sd::prefix_affinity_options>(R"({"blocks_per_backend": 1024})").has_value());
+}
+
+TEST(dispatch_prefix_index, stays_consistent_under_random_churn) {
+    // Three backends (under the four holders an entry keeps), a log of 32, 200 distinct blocks: every block a
+    // backend touched within its last 15 touches must still be found with that backend as a holder, and the
+    // table never holds more than the logs can name. Exercises eviction and backward-shift deletion.
+    constexpr std::uint32_t capacity = 32;
+    constexpr std::size_t window = capacity / 2 - 1;
+    swarm::dispatch::detail::prefix_index index(capacity);
+    std::array<std::vector<std::uint64_t>, 3> recent;
+    std::uint64_t state = 99;
+    for (int op = 0; op < 20000; ++op) {
+        const std::uint64_t r = swarm::splitmix64(state);
+        const auto slot = static_cast<std::uint32_t>(r % 3);
+        if ((r >> 8) % 1000 == 0) {
+            index.forget(slot);
+            recent[slot].clear();
+            continue;
+        }
+        const std::uint64_t h = ((r >> 16) % 200) * 2 + 3;
+        index.touch(slot, h);
+        recent[slot].push_back(h);
+        if (recent[slot].size() > window) recent[slot].erase(recent[slot].begin());
+        for (std::uint32_t s = 0; s < 3; ++s) {
+            for (const std::uint64_t x : recent[s]) {
+                const auto* e = index.find(x);
+                ASSERT_NE(e, nullptr) << "op " << op << " slot " << s << " block " << x;
+                const bool holds = std::any_of(e->holders.begin(), e->holders.end(),
+                                               [&](const auto& hd) { return hd.slot == s; });
+                ASSERT_TRUE(holds) << "op " << op << " slot " << s << " block " << x;
+            }
+        }
+        ASSERT_LE(index.size(), 3U * capacity);
+    }
 }
