@@ -1,0 +1,305 @@
+#include <swarm/dispatch/scorers.hpp>
+
+#include "dispatch/hash.hpp"
+#include "dispatch/prefix_index.hpp"
+
+#include <swarm/core/random.hpp>
+
+#include <fmt/format.h>
+#include <gsl/assert>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+
+namespace swarm::inline v0::dispatch {
+
+namespace {
+
+// The best verdict any candidate still has: randomised policies draw among those only.
+verdict best_verdict(std::span<const verdict> verdicts) noexcept {
+    verdict best = verdict::excluded;
+    for (verdict v : verdicts) best = std::min(best, v);
+    return best;
+}
+
+class round_robin_scorer final : public scorer {
+public:
+    std::string_view name() const noexcept override { return "round_robin"; }
+
+    void score(const request_context& ctx, std::span<const backend_state* const> candidates, std::span<verdict>,
+               std::span<double> scores) override {
+        const std::size_t n = candidates.size();
+        const std::size_t cursor = cursor_for(ctx.model_index) % n;
+        // The candidate at the cursor scores 1, the one before it scores least: filtered ones are skipped.
+        const double step = 1.0 / static_cast<double>(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t behind = i >= cursor ? i - cursor : i + n - cursor;
+            scores[i] += 1.0 - static_cast<double>(behind) * step;
+        }
+    }
+
+    void on_routed(const request_context& ctx, std::span<const backend_state* const> candidates,
+                   std::size_t chosen) override {
+        cursor_for(ctx.model_index) = (chosen + 1) % candidates.size();
+    }
+
+private:
+    std::size_t& cursor_for(std::uint32_t model) {
+        if (model >= cursors_.size()) cursors_.resize(model + 1, 0);
+        return cursors_[model];
+    }
+    std::vector<std::size_t> cursors_;
+};
+
+class least_outstanding_scorer final : public scorer {
+public:
+    std::string_view name() const noexcept override { return "least_outstanding"; }
+    void score(const request_context&, std::span<const backend_state* const> candidates, std::span<verdict>,
+               std::span<double> scores) override {
+        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= candidates[i]->load();
+    }
+};
+
+class kv_cache_headroom_scorer final : public scorer {
+public:
+    std::string_view name() const noexcept override { return "kv_cache_headroom"; }
+    void score(const request_context&, std::span<const backend_state* const> candidates, std::span<verdict>,
+               std::span<double> scores) override {
+        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= candidates[i]->info.kv_cache_usage;
+    }
+};
+
+class power_of_two_scorer final : public scorer {
+public:
+    explicit power_of_two_scorer(std::uint64_t seed) : state_(seed) {}
+    std::string_view name() const noexcept override { return "power_of_two"; }
+
+    void score(const request_context&, std::span<const backend_state* const> candidates,
+               std::span<verdict> verdicts, std::span<double> scores) override {
+        const verdict best = best_verdict(verdicts);
+        pool_.clear();
+        for (std::size_t i = 0; i < candidates.size(); ++i)
+            if (verdicts[i] == best) pool_.push_back(i);
+        if (pool_.empty()) return;
+        if (pool_.size() == 1) {
+            scores[pool_[0]] += 2.0;
+            return;
+        }
+        const std::size_t m = pool_.size();
+        const std::size_t a = pool_[splitmix64(state_) % m];
+        std::size_t bi = splitmix64(state_) % (m - 1);
+        if (pool_[bi] == a) bi = m - 1; // draw without replacement: the last one stands in for the first pick
+        const std::size_t b = pool_[bi];
+        const bool a_wins = candidates[a]->load() <= candidates[b]->load();
+        scores[a_wins ? a : b] += 2.0;
+        scores[a_wins ? b : a] += 1.0;
+    }
+
+private:
+    std::uint64_t state_;
+    std::vector<std::size_t> pool_;
+};
+
+class weighted_random_scorer final : public scorer {
+public:
+    explicit weighted_random_scorer(std::uint64_t seed) : state_(seed) {}
+    std::string_view name() const noexcept override { return "weighted_random"; }
+
+    void score(const request_context&, std::span<const backend_state* const> candidates,
+               std::span<verdict> verdicts, std::span<double> scores) override {
+        const verdict best = best_verdict(verdicts);
+        double sum = 0.0;
+        for (std::size_t i = 0; i < candidates.size(); ++i)
+            if (verdicts[i] == best) sum += candidates[i]->info.weight;
+        if (!(sum > 0.0)) return;
+        double u = static_cast<double>(splitmix64(state_) >> 11) * 0x1.0p-53 * sum;
+        std::size_t pick = candidates.size();
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            if (verdicts[i] != best) continue;
+            pick = i; // the last eligible one absorbs rounding at the top of the range
+            u -= candidates[i]->info.weight;
+            if (u < 0.0) break;
+        }
+        if (pick < candidates.size()) scores[pick] += 1.0;
+    }
+
+private:
+    std::uint64_t state_;
+};
+
+class bounded_load_scorer final : public scorer {
+public:
+    explicit bounded_load_scorer(bounded_load_options o) : o_(o) {}
+    std::string_view name() const noexcept override { return "bounded_load"; }
+
+    void score(const request_context&, std::span<const backend_state* const> candidates,
+               std::span<verdict> verdicts, std::span<double>) override {
+        double least = std::numeric_limits<double>::infinity();
+        double sum = 0.0;
+        std::size_t count = 0;
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            if (verdicts[i] != verdict::preferred) continue;
+            const double l = candidates[i]->load();
+            least = std::min(least, l);
+            sum += l;
+            ++count;
+        }
+        if (count == 0) return;
+        const double limit = least + std::max(o_.slack_requests, o_.slack_fraction * sum / static_cast<double>(count));
+        for (std::size_t i = 0; i < candidates.size(); ++i)
+            if (verdicts[i] == verdict::preferred && candidates[i]->load() > limit) verdicts[i] = verdict::fallback;
+    }
+
+private:
+    bounded_load_options o_;
+};
+
+class session_affinity_scorer final : public scorer {
+public:
+    explicit session_affinity_scorer(session_affinity_options o) : o_(o) {}
+    std::string_view name() const noexcept override { return "session_affinity"; }
+
+    void score(const request_context& ctx, std::span<const backend_state* const> candidates,
+               std::span<verdict> verdicts, std::span<double> scores) override {
+        if (ctx.session_hash == 0) return;
+        double total = 0.0;
+        std::size_t count = 0;
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            if (verdicts[i] != verdict::preferred) continue;
+            total += candidates[i]->load();
+            ++count;
+        }
+        const double capacity =
+            count == 0 ? 0.0 : std::ceil(o_.load_factor * (total + 1.0) / static_cast<double>(count));
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            if (verdicts[i] == verdict::excluded) continue;
+            const double w = detail::rendezvous(ctx.session_hash, candidates[i]->key);
+            const bool within = verdicts[i] == verdict::preferred && candidates[i]->load() + 1.0 <= capacity;
+            scores[i] += within ? 1.0 + w : w;
+        }
+    }
+
+private:
+    session_affinity_options o_;
+};
+
+class prefix_affinity_scorer final : public scorer {
+public:
+    explicit prefix_affinity_scorer(prefix_affinity_options o) : index_(o.blocks_per_backend) {}
+    std::string_view name() const noexcept override { return "prefix_affinity"; }
+    bool uses_blocks() const noexcept override { return true; }
+
+    void score(const request_context& ctx, std::span<const backend_state* const> candidates,
+               std::span<verdict> verdicts, std::span<double> scores) override {
+        const std::size_t n = candidates.size();
+        matched_ = 0;
+        for (std::size_t i = 0; i < n; ++i) scores[i] += detail::rendezvous(ctx.affinity_key, candidates[i]->key);
+        if (ctx.blocks.empty() || index_.empty()) return;
+
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::uint32_t slot = candidates[i]->slot;
+            if (slot >= position_.size()) position_.resize(std::size_t{slot} + 1, 0);
+            position_[slot] = static_cast<std::uint32_t>(i);
+        }
+        // Position of `slot` among this request's preferred candidates, or n.
+        const auto preferred_position = [&](std::uint32_t slot) -> std::size_t {
+            if (slot >= position_.size()) return n;
+            const std::size_t p = position_[slot];
+            return p < n && candidates[p]->slot == slot && verdicts[p] == verdict::preferred ? p : n;
+        };
+        const auto held = [&](std::size_t k) {
+            const auto* e = index_.find(ctx.blocks[k]);
+            if (!e) return false;
+            for (const auto& h : e->holders)
+                if (h.slot != detail::prefix_index::no_slot && preferred_position(h.slot) < n) return true;
+            return false;
+        };
+        // Blocks are chained, so a backend holding block k normally holds 0..k: the longest prefix held by a
+        // preferred candidate is a binary search, log2(blocks) lookups rather than one per block.
+        if (!held(0)) return;
+        std::size_t lo = 0, hi = ctx.blocks.size();
+        while (hi - lo > 1) {
+            const std::size_t mid = lo + (hi - lo) / 2;
+            (held(mid) ? lo : hi) = mid;
+        }
+        const auto* e = index_.find(ctx.blocks[lo]);
+        matched_ = lo + 1;
+        holders_.fill(detail::prefix_index::no_slot);
+        for (std::size_t k = 0; k < e->holders.size(); ++k) {
+            const auto& h = e->holders[k];
+            if (h.slot == detail::prefix_index::no_slot) continue;
+            if (const std::size_t p = preferred_position(h.slot); p < n) {
+                scores[p] += static_cast<double>(matched_) + 1.0;
+                holders_[k] = h.slot;
+            }
+        }
+    }
+
+    void on_routed(const request_context& ctx, std::span<const backend_state* const> candidates,
+                   std::size_t chosen) override {
+        const std::uint32_t slot = candidates[chosen]->slot;
+        // The chosen backend held the first matched_ blocks, recorded together when they were last
+        // refreshed; while the first of them is still recent, so are the rest, and only the new blocks
+        // need recording. That turns ~100 lookups for a long shared prompt into one plus the new tail.
+        const bool held_prefix = matched_ > 0 && std::find(holders_.begin(), holders_.end(), slot) != holders_.end();
+        if (held_prefix && index_.recent(slot, ctx.blocks[0])) index_.touch_all(slot, ctx.blocks.subspan(matched_));
+        else index_.touch_all(slot, ctx.blocks);
+    }
+
+    void on_removed(const backend_state& b) override { index_.forget(b.slot); }
+
+private:
+    detail::prefix_index index_;
+    std::vector<std::uint32_t> position_; // slot -> position in the current request's candidates
+    // What score() found for the request on_routed() then records.
+    std::size_t matched_ = 0;
+    std::array<std::uint32_t, detail::prefix_index::max_holders> holders_{};
+};
+
+} // namespace
+
+detailed_result<void> bounded_load_options::validate() const {
+    if (!(slack_requests >= 0.0) || !std::isfinite(slack_requests))
+        return error{errc::config_invalid_value, "slack_requests: must be finite and >= 0"};
+    if (!(slack_fraction >= 0.0) || !std::isfinite(slack_fraction))
+        return error{errc::config_invalid_value, "slack_fraction: must be finite and >= 0"};
+    return {};
+}
+
+detailed_result<void> session_affinity_options::validate() const {
+    if (!(load_factor >= 1.0) || !std::isfinite(load_factor))
+        return error{errc::config_invalid_value, "load_factor: must be finite and >= 1"};
+    return {};
+}
+
+detailed_result<void> prefix_affinity_options::validate() const {
+    if (blocks_per_backend < 2) return error{errc::config_invalid_value, "blocks_per_backend: must be >= 2"};
+    if (blocks_per_backend > (1U << 30)) return error{errc::config_invalid_value, "blocks_per_backend: at most 2^30"};
+    return {};
+}
+
+std::shared_ptr<scorer> round_robin() { return std::make_shared<round_robin_scorer>(); }
+std::shared_ptr<scorer> least_outstanding() { return std::make_shared<least_outstanding_scorer>(); }
+std::shared_ptr<scorer> kv_cache_headroom() { return std::make_shared<kv_cache_headroom_scorer>(); }
+std::shared_ptr<scorer> power_of_two(std::uint64_t seed) { return std::make_shared<power_of_two_scorer>(seed); }
+std::shared_ptr<scorer> weighted_random(std::uint64_t seed) { return std::make_shared<weighted_random_scorer>(seed); }
+std::shared_ptr<scorer> bounded_load(bounded_load_options options) {
+    Expects(options.validate().has_value());
+    return std::make_shared<bounded_load_scorer>(options);
+}
+std::shared_ptr<scorer> session_affinity(session_affinity_options options) {
+    Expects(options.validate().has_value());
+    return std::make_shared<session_affinity_scorer>(options);
+}
+std::shared_ptr<scorer> prefix_affinity(prefix_affinity_options options) {
+    Expects(options.validate().has_value());
+    return std::make_shared<prefix_affinity_scorer>(options);
+}
+
+std::vector<stage> prefix_affinity_pipeline(bounded_load_options load, prefix_affinity_options prefix) {
+    return {stage{bounded_load(load), 1.0}, stage{prefix_affinity(prefix), 1.0}};
+}
+
+} // namespace swarm::inline v0::dispatch
