@@ -96,7 +96,7 @@ enum timer : net::timer_id {
     stream_check,
 };
 
-enum class stream_kind : std::uint8_t { push_pull, join, tcp_probe, meta_fetch, inbound };
+enum class stream_kind : std::uint8_t { push_pull, digest_exchange, join, tcp_probe, meta_fetch, inbound };
 
 constexpr std::size_t max_messages_per_packet = 64;
 constexpr std::size_t max_members_in_state = 200'000;
@@ -146,6 +146,8 @@ struct swim::impl {
         std::uint32_t probe_sequence = 0;
         node_id subject;
         bool push_pull_in = false;
+        /// An inbound digest exchange whose digests differed: our state went out, the peer's is awaited.
+        bool awaiting_state = false;
     };
 
     impl(net::transport& t, std::shared_ptr<const identity> self, seal::keyring keys, config cfg,
@@ -856,6 +858,12 @@ struct swim::impl {
             ++stats_.push_pulls;
             write_frame(stream, encode_state(message_type::push_pull));
             break;
+        case stream_kind::digest_exchange:
+            ++stats_.push_pulls;
+            write_frame(stream, encode_one([&](wire::writer& w) {
+                            detail::encode_view_digest(w, view_digest(), live_count());
+                        }));
+            break;
         case stream_kind::tcp_probe:
             write_frame(stream, encode_one([&](wire::writer& w) {
                             detail::encode(w, detail::ping{ctx.probe_sequence, detail::id_prefix(ctx.subject)});
@@ -887,10 +895,34 @@ struct swim::impl {
         wire::reader r(plain);
         auto m = r.begin_message(plain.size());
         const auto type = static_cast<message_type>(m.type);
+        bool keep_open = false;
         if (r.ok()) {
             switch (type) {
+            case message_type::view_digest: {
+                detail::digest theirs{};
+                std::uint64_t live = 0;
+                detail::decode_view_digest(r, theirs, live);
+                if (!r.ok() || ctx.kind != stream_kind::inbound) break; // an echo: the views agree
+                if (theirs == view_digest() && live == live_count()) {
+                    write_frame(stream, encode_one([&](wire::writer& w) { detail::encode_view_digest(w, theirs, live); }));
+                    break;
+                }
+                if (push_pull_in_ >= cfg_.max_concurrent_push_pull) {
+                    refuse(refusal::busy, ctx.peer);
+                    break;
+                }
+                // The views differ: ours goes out now, theirs comes back on the same stream.
+                ctx.push_pull_in = true;
+                ++push_pull_in_;
+                ctx.awaiting_state = true;
+                keep_open = true;
+                write_frame(stream, encode_state(message_type::push_pull));
+                break;
+            }
             case message_type::push_pull:
             case message_type::push_pull_reply: {
+                if (type == message_type::push_pull_reply && ctx.kind == stream_kind::inbound && !ctx.awaiting_state)
+                    break; // nobody asked
                 if (type == message_type::push_pull && ctx.kind == stream_kind::inbound) {
                     if (push_pull_in_ >= cfg_.max_concurrent_push_pull) {
                         refuse(refusal::busy, ctx.peer);
@@ -902,7 +934,8 @@ struct swim::impl {
                 std::vector<detail::member_record> records;
                 detail::decode_body(r, records, max_members_in_state, cfg_.max_metadata_bytes);
                 if (!r.ok()) break;
-                if (type == message_type::push_pull && ctx.kind == stream_kind::inbound) {
+                if (type == message_type::push_pull &&
+                    (ctx.kind == stream_kind::inbound || ctx.kind == stream_kind::digest_exchange)) {
                     // Reply with our state as it was before the merge: what the peer lacks.
                     write_frame(stream, encode_state(message_type::push_pull_reply));
                 }
@@ -957,8 +990,9 @@ struct swim::impl {
         }
         if (r.ok()) r.end_message(m, wire::trailing::skip);
         if (!r.ok()) refuse(refusal::malformed, ctx.peer);
-        // Every exchange is one frame each way: whoever has answered, or has its answer, closes.
-        close_stream(stream);
+        // Every exchange is one frame each way: whoever has answered, or has its answer, closes. A digest
+        // exchange whose digests differ is the one exception: digest, state, state.
+        if (!keep_open || !r.ok()) close_stream(stream);
     }
 
     /// Forgets a stream's context; the same whether we closed it or the driver reports it gone.
@@ -988,9 +1022,27 @@ struct swim::impl {
 
     // --- anti-entropy, joining, healing ----------------------------------------------------------------
 
+    /// An order-independent summary of the live view, this node included: the XOR of a hash of each live
+    /// member's id and alive incarnation. Two nodes whose digests agree know the same members at the same
+    /// incarnations, so a full exchange between them would change nothing that gossip is not already
+    /// carrying. Transient differences (a claim still in flight) cost one full exchange, as before.
+    detail::digest view_digest() const {
+        detail::digest out{};
+        auto add = [&](const node_id& id, std::uint64_t incarnation) {
+            std::array<std::byte, node_id::size + 8> buf{};
+            std::memcpy(buf.data(), id.bytes().data(), node_id::size);
+            for (std::size_t i = 0; i < 8; ++i) buf[node_id::size + i] = static_cast<std::byte>(incarnation >> (8 * i));
+            const auto h = detail::hash16(buf);
+            for (std::size_t i = 0; i < out.size(); ++i) out[i] ^= h[i];
+        };
+        add(self_id(), members_.at(self_id()).alive.incarnation);
+        for (const auto& id : live_) add(id, members_.at(id).alive.incarnation);
+        return out;
+    }
+
     duration push_pull_period() const {
         const double n = static_cast<double>(live_count());
-        if (n <= 32) return cfg_.push_pull_interval;
+        if (n <= 32 || cfg_.digest_push_pull) return cfg_.push_pull_interval;
         const double scale = std::ceil(std::log2(n) - std::log2(32.0)) + 1;
         return std::chrono::duration_cast<duration>(cfg_.push_pull_interval * scale);
     }
@@ -999,7 +1051,8 @@ struct swim::impl {
         t_.set_timer(push_pull_tick, t_.now() + push_pull_period());
         if (live_.empty()) return;
         const auto& id = live_[t_.random().below(live_.size())];
-        start_push_pull(members_.at(id).alive.address, stream_kind::push_pull);
+        start_push_pull(members_.at(id).alive.address,
+                        cfg_.digest_push_pull ? stream_kind::digest_exchange : stream_kind::push_pull);
     }
 
     void on_join_retry() {
