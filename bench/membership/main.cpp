@@ -225,7 +225,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
 
     // bootstrap
     const double boot = c.run_until([&] { return c.all_see(n); }, 300s);
-    if (want("bootstrap")) out.row(seed, "bootstrap_all_see_n_s", boot);
+    out.row(seed, "bootstrap_all_see_n_s", boot);
     if (boot < 0) return; // nothing further is meaningful on a cluster that never formed
     net.run_for(20s);     // let joining traffic drain out of the steady-state window
 

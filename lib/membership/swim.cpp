@@ -347,7 +347,9 @@ struct swim::impl {
                               stats_.signatures_verified);
     }
 
-    void handle_alive(const detail::alive_claim& c, std::span<const std::byte> inline_meta, const net::endpoint& from) {
+    /// `from_exchange`: the claim came in a full state exchange rather than by gossip.
+    void handle_alive(const detail::alive_claim& c, std::span<const std::byte> inline_meta, const net::endpoint& from,
+                      bool from_exchange = false) {
         if (c.id == self_id()) {
             // A claim of ours with a higher incarnation (from a previous life): move past it.
             auto& me = members_.at(self_id());
@@ -379,7 +381,12 @@ struct swim::impl {
             e.since = t_.now();
             it = members_.emplace(c.id, std::move(e)).first;
             add_live(c.id, it->second);
-            enqueue_alive(c);
+            // A member new to us but learned from a state exchange is not news to the cluster: the peer
+            // knew it, and the member's own announcement is already spreading it. Re-gossiping it would make
+            // every joiner re-send the whole view (N claims, ~16 times each, at N = 1,000); stragglers are
+            // caught by the digest exchange instead. Changes to known members (rejoins after a partition,
+            // refutations) are still gossiped below, so a healed partition spreads fast.
+            if (!from_exchange) enqueue_alive(c);
             emit(event_kind::joined, c.id, it->second);
             after_claim_metadata(c.id, it->second, inline_meta);
             return;
@@ -822,7 +829,7 @@ struct swim::impl {
 
     void merge_state(const std::vector<detail::member_record>& records, const net::endpoint& from) {
         // Alive claims first, so every accuser is known before its accusations are checked.
-        for (const auto& rec : records) handle_alive(rec.alive, rec.meta, from);
+        for (const auto& rec : records) handle_alive(rec.alive, rec.meta, from, true);
         for (const auto& rec : records) {
             if (rec.state == member_state::alive || !rec.accused) continue;
             handle_accusation(rec.state == member_state::suspect ? message_type::suspect : message_type::dead,
