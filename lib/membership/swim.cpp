@@ -120,6 +120,9 @@ struct swim::impl {
         detail::digest meta_digest{}; // digest of meta_bytes
         time_point since;
         std::size_t live_index = npos;
+        /// This member's share of view_digest_, and whether it is in it (live members and self are).
+        detail::digest digest_term{};
+        bool in_digest = false;
     };
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
@@ -179,6 +182,7 @@ struct swim::impl {
         me.alive.meta_digest = me.meta_bytes.empty() ? detail::digest{} : me.meta_digest;
         me.alive.meta_size = static_cast<std::uint32_t>(me.meta_bytes.size());
         me.alive.sig = self_->sign(detail::signed_bytes(me.alive, label_hash_));
+        refresh_digest(self_id(), me);
     }
 
     void announce_self() {
@@ -211,6 +215,7 @@ struct swim::impl {
         members_.at(last).live_index = index;
         live_.pop_back();
         e.live_index = npos;
+        refresh_digest_of(e);
     }
 
     member to_member(const node_id& id, const entry& e) const {
@@ -381,6 +386,7 @@ struct swim::impl {
             e.since = t_.now();
             it = members_.emplace(c.id, std::move(e)).first;
             add_live(c.id, it->second);
+            refresh_digest(c.id, it->second);
             // A member new to us but learned from a state exchange is not news to the cluster: the peer
             // knew it, and the member's own announcement is already spreading it. Re-gossiping it would make
             // every joiner re-send the whole view (N claims, ~16 times each, at N = 1,000); stragglers are
@@ -412,6 +418,7 @@ struct swim::impl {
         e.suspicion.reset();
         if (previous != member_state::alive) e.since = t_.now();
         add_live(c.id, e);
+        refresh_digest(c.id, e);
         enqueue_alive(c);
         if (previous == member_state::dead || previous == member_state::left)
             emit(event_kind::rejoined, c.id, e);
@@ -941,6 +948,13 @@ struct swim::impl {
                 std::vector<detail::member_record> records;
                 detail::decode_body(r, records, max_members_in_state, cfg_.max_metadata_bytes);
                 if (!r.ok()) break;
+                if (type == message_type::push_pull && ctx.kind == stream_kind::digest_exchange) {
+                    // Our digest differed from the peer's: the view is still changing (a bootstrap, a heal),
+                    // so exchange again after one probe interval rather than a whole push-pull interval,
+                    // until an exchange finds the views equal. This is what catches members that bounded
+                    // gossip missed, and it stops by itself: in sync, exchanges are two digests.
+                    t_.set_timer(push_pull_tick, t_.now() + cfg_.probe_interval);
+                }
                 if (type == message_type::push_pull &&
                     (ctx.kind == stream_kind::inbound || ctx.kind == stream_kind::digest_exchange)) {
                     // Reply with our state as it was before the merge: what the peer lacks.
@@ -1030,21 +1044,30 @@ struct swim::impl {
     // --- anti-entropy, joining, healing ----------------------------------------------------------------
 
     /// An order-independent summary of the live view, this node included: the XOR of a hash of each live
-    /// member's id and alive incarnation. Two nodes whose digests agree know the same members at the same
-    /// incarnations, so a full exchange between them would change nothing that gossip is not already
-    /// carrying. Transient differences (a claim still in flight) cost one full exchange, as before.
-    detail::digest view_digest() const {
-        detail::digest out{};
-        auto add = [&](const node_id& id, std::uint64_t incarnation) {
-            std::array<std::byte, node_id::size + 8> buf{};
-            std::memcpy(buf.data(), id.bytes().data(), node_id::size);
-            for (std::size_t i = 0; i < 8; ++i) buf[node_id::size + i] = static_cast<std::byte>(incarnation >> (8 * i));
-            const auto h = detail::hash16(buf);
-            for (std::size_t i = 0; i < out.size(); ++i) out[i] ^= h[i];
+    /// member's id and alive incarnation, kept up to date as members change (a full recount would cost O(N)
+    /// per exchange). Two nodes whose digests agree know the same members at the same incarnations, so a
+    /// full exchange between them would change nothing that gossip is not already carrying.
+    const detail::digest& view_digest() const noexcept { return view_digest_; }
+
+    void refresh_digest(const node_id& id, entry& e) {
+        auto fold = [&](const detail::digest& term) {
+            for (std::size_t i = 0; i < term.size(); ++i) view_digest_[i] ^= term[i];
         };
-        add(self_id(), members_.at(self_id()).alive.incarnation);
-        for (const auto& id : live_) add(id, members_.at(id).alive.incarnation);
-        return out;
+        if (e.in_digest) fold(e.digest_term);
+        e.in_digest = id == self_id() || e.live_index != npos;
+        if (!e.in_digest) return;
+        std::array<std::byte, node_id::size + 8> buf{};
+        std::memcpy(buf.data(), id.bytes().data(), node_id::size);
+        for (std::size_t i = 0; i < 8; ++i) buf[node_id::size + i] = static_cast<std::byte>(e.alive.incarnation >> (8 * i));
+        e.digest_term = detail::hash16(buf);
+        fold(e.digest_term);
+    }
+
+    /// For a member leaving the live set: only its term needs to go.
+    void refresh_digest_of(entry& e) {
+        if (!e.in_digest) return;
+        for (std::size_t i = 0; i < e.digest_term.size(); ++i) view_digest_[i] ^= e.digest_term[i];
+        e.in_digest = false;
     }
 
     duration push_pull_period() const {
@@ -1090,6 +1113,11 @@ struct swim::impl {
     }
 
     void reap_tombstones() {
+        // Nothing dead or gone (the steady state): skip the scan of every member.
+        if (members_.size() == live_.size() + 1) {
+            recently_dead_.clear();
+            return;
+        }
         // recently_dead_ is rebuilt here: members dead or left, oldest first, bounded in count and age.
         std::vector<std::pair<time_point, node_id>> gone;
         for (const auto& [id, e] : members_)
@@ -1180,6 +1208,7 @@ struct swim::impl {
     seal::opener datagram_opener_;
     seal::opener stream_opener_;
     detail::digest label_hash_{};
+    detail::digest view_digest_{};
     detail::local_health health_;
     detail::broadcast_queue state_queue_;
     detail::broadcast_queue payload_queue_;
