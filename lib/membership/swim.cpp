@@ -1089,7 +1089,11 @@ struct swim::impl {
         if (joined_ || seeds_.empty()) return;
         for (const auto& seed : seeds_)
             if (seed != t_.local_endpoint()) start_push_pull(seed, stream_kind::join);
-        t_.set_timer(join_retry, t_.now() + join_backoff_);
+        // A random point in the second half of the backoff: nodes started together (or refused together by a
+        // busy seed) spread their retries out instead of arriving together again, twice as late each time.
+        const auto half = join_backoff_ / 2;
+        const auto spread = static_cast<std::uint64_t>(std::max<duration::rep>(half.count(), 1));
+        t_.set_timer(join_retry, t_.now() + half + duration(static_cast<duration::rep>(t_.random().below(spread))));
         join_backoff_ = std::min(join_backoff_ * 2, cfg_.join_retry_max);
     }
 
