@@ -224,6 +224,14 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
     const auto n = o.nodes;
 
     // bootstrap
+    if (std::getenv("MB_TRACE")) {
+        for (int t = 0; t < 40; ++t) {
+            std::size_t lo = n, full = 0;
+            for (sim::node_id i = 0; i < n; ++i) { lo = std::min(lo, c.at(i)->live_count()); full += c.at(i)->live_count() == n; }
+            fmt::print(stderr, "t={} min={} full={} pp={}\n", t, lo, full, c.at(0)->stats().push_pulls);
+            net.run_for(1s);
+        }
+    }
     const double boot = c.run_until([&] { return c.all_see(n); }, 300s);
     out.row(seed, "bootstrap_all_see_n_s", boot);
     if (boot < 0) return; // nothing further is meaningful on a cluster that never formed

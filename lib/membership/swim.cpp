@@ -964,6 +964,11 @@ struct swim::impl {
                 if (ctx.kind == stream_kind::join) {
                     joined_ = true;
                     t_.cancel_timer(join_retry);
+                    // The seed's view is a snapshot: members joining at the same time are missing from it. A
+                    // digest exchange within a probe interval (then again while views differ) completes it
+                    // at the cost of two digests when the snapshot was already whole.
+                    if (cfg_.digest_push_pull)
+                        t_.set_timer(push_pull_tick, t_.now() + random_below(cfg_.probe_interval));
                 }
                 break;
             }
@@ -1075,6 +1080,11 @@ struct swim::impl {
         if (n <= 32 || cfg_.digest_push_pull) return cfg_.push_pull_interval;
         const double scale = std::ceil(std::log2(n) - std::log2(32.0)) + 1;
         return std::chrono::duration_cast<duration>(cfg_.push_pull_interval * scale);
+    }
+
+    duration random_below(duration d) {
+        return duration(static_cast<duration::rep>(
+            t_.random().below(static_cast<std::uint64_t>(std::max<duration::rep>(d.count(), 1)))));
     }
 
     void on_push_pull_tick() {
