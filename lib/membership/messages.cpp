@@ -112,6 +112,10 @@ void encode(wire::writer& w, const ping_req& m) {
 void encode(wire::writer& w, message_type kind, const ack& m) {
     auto s = w.begin_message(static_cast<std::uint64_t>(kind));
     w.varint(m.sequence);
+    if (m.view) {
+        w.raw(*m.view);
+        w.varint(m.live);
+    }
     w.end_message(s);
 }
 
@@ -182,7 +186,14 @@ void decode_body(wire::reader& r, ping_req& m) {
     m.want_nack = r.boolean();
 }
 
-void decode_body(wire::reader& r, ack& m) { m.sequence = static_cast<std::uint32_t>(r.varint_max(0xffffffffu)); }
+void decode_body(wire::reader& r, ack& m) {
+    m.sequence = static_cast<std::uint32_t>(r.varint_max(0xffffffffu));
+    if (r.remaining() > 0) {
+        m.view.emplace();
+        get_array(r, *m.view);
+        m.live = r.varint();
+    }
+}
 
 namespace {
 void decode_alive_fields(wire::reader& r, alive_claim& c) {

@@ -61,6 +61,10 @@ struct ping_req {
 
 struct ack {
     std::uint32_t sequence = 0;
+    /// The acker's view digest and live count, when it sends them (an ack to a direct probe): a prober
+    /// whose view keeps differing from its peers' runs a digest exchange early. Older decoders skip it.
+    std::optional<digest> view;
+    std::uint64_t live = 0;
 };
 
 struct alive_claim {

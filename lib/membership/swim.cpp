@@ -658,6 +658,27 @@ struct swim::impl {
         accuse(message_type::suspect, p.target);
     }
 
+    /// Views that differ for longer than gossip needs to carry a change everywhere (a few gossip rounds)
+    /// are not converging by themselves: this node missed a claim whose retransmissions are spent, or its
+    /// peers did. One digest exchange with the peer that differs settles it, well before the next periodic
+    /// exchange. At most one such exchange per probe interval, so churn cannot turn acks into a storm.
+    void compare_views(const detail::digest& theirs, std::uint64_t live, const net::endpoint& from) {
+        if (theirs == view_digest() && live == live_count()) {
+            differing_since_.reset();
+            return;
+        }
+        const auto now = t_.now();
+        if (!differing_since_) {
+            differing_since_ = now;
+            return;
+        }
+        const auto settle = cfg_.gossip_interval * 10;
+        if (now - *differing_since_ < settle || now - last_early_exchange_ < cfg_.probe_interval * 4) return;
+        last_early_exchange_ = now;
+        differing_since_.reset();
+        start_push_pull(from, stream_kind::digest_exchange);
+    }
+
     void handle_ack(std::uint32_t sequence) {
         if (probe_ && probe_->sequence == sequence) {
             probe_->acked = true;
@@ -669,7 +690,7 @@ struct swim::impl {
         relays_.erase(it);
         {
             wire::writer w(plain_);
-            detail::encode(w, message_type::ack, detail::ack{r.origin_sequence});
+            detail::encode(w, message_type::ack, detail::ack{r.origin_sequence, {}, 0});
         }
         send_packet(r.origin, false);
     }
@@ -694,7 +715,7 @@ struct swim::impl {
                 r.want_nack = false;
                 {
                     wire::writer w(plain_);
-                    detail::encode(w, message_type::nack, detail::ack{r.origin_sequence});
+                    detail::encode(w, message_type::nack, detail::ack{r.origin_sequence, {}, 0});
                 }
                 send_packet(r.origin, false);
             }
@@ -770,6 +791,7 @@ struct swim::impl {
                 detail::ack a;
                 detail::decode_body(r, a);
                 if (r.ok()) handle_ack(a.sequence);
+                if (r.ok() && a.view) compare_views(*a.view, a.live, from);
                 break;
             }
             case message_type::nack: {
@@ -809,7 +831,12 @@ struct swim::impl {
             pending_ack_.reset();
             {
                 wire::writer w(plain_);
-                detail::encode(w, message_type::ack, detail::ack{sequence});
+                detail::ack a{sequence, {}, 0};
+                if (cfg_.digest_push_pull) {
+                    a.view = view_digest();
+                    a.live = live_count();
+                }
+                detail::encode(w, message_type::ack, a);
             }
             send_packet(to);
         }
@@ -981,7 +1008,7 @@ struct swim::impl {
                     break;
                 }
                 write_frame(stream, encode_one([&](wire::writer& w) {
-                                detail::encode(w, message_type::tcp_ack, detail::ack{p.sequence});
+                                detail::encode(w, message_type::tcp_ack, detail::ack{p.sequence, {}, 0});
                             }));
                 break;
             }
@@ -1251,6 +1278,8 @@ struct swim::impl {
     std::vector<std::byte> sealed_;
     std::vector<std::byte> received_;
     std::optional<std::pair<net::endpoint, std::uint32_t>> pending_ack_;
+    std::optional<time_point> differing_since_;
+    time_point last_early_exchange_{};
     std::array<time_point, refusal_count> last_refusal_log_{};
     statistics stats_;
 };
