@@ -445,6 +445,7 @@ struct swim::impl {
         if (!inline_meta.empty() && accept_metadata(id, e, e.alive.incarnation, inline_meta)) return;
         if (e.alive.meta_size > cfg_.inline_metadata_bytes) fetch_metadata(id, e);
         // Smaller metadata follows the claim by gossip; reconnect_tick fetches whatever is still missing.
+        meta_wanted_.push_back(id);
     }
 
     bool accept_metadata(const node_id& id, entry& e, std::uint64_t incarnation, std::span<const std::byte> bytes) {
@@ -1146,11 +1147,18 @@ struct swim::impl {
         if (!dead.empty()) start_push_pull(dead[t_.random().below(dead.size())]->alive.address, stream_kind::push_pull);
         else if (live_.empty() && !seeds_.empty())
             start_push_pull(seeds_[t_.random().below(seeds_.size())], stream_kind::push_pull);
-        // Metadata still missing after gossip had its chance.
-        for (const auto& id : live_) {
-            auto& e = members_.at(id);
-            if (e.alive.meta_size > 0 && !(e.meta && e.meta_digest == e.alive.meta_digest)) fetch_metadata(id, e);
-        }
+        // Metadata still missing after gossip had its chance. Only members whose claims named metadata we did
+        // not have are looked at: scanning the whole view every tick was a hot spot at N = 1,000.
+        std::sort(meta_wanted_.begin(), meta_wanted_.end());
+        meta_wanted_.erase(std::unique(meta_wanted_.begin(), meta_wanted_.end()), meta_wanted_.end());
+        std::erase_if(meta_wanted_, [&](const node_id& id) {
+            auto it = members_.find(id);
+            if (it == members_.end() || !is_live(it->second.state)) return true;
+            auto& e = it->second;
+            if (e.alive.meta_size == 0 || (e.meta && e.meta_digest == e.alive.meta_digest)) return true;
+            fetch_metadata(id, e);
+            return false;
+        });
     }
 
     void reap_tombstones() {
@@ -1259,6 +1267,7 @@ struct swim::impl {
     std::vector<node_id> probe_order_;
     std::size_t probe_index_ = 0;
     std::vector<node_id> recently_dead_;
+    std::vector<node_id> meta_wanted_; // members whose metadata may still be missing
     std::set<node_id> suspects_; // ordered, so expiry is processed in the same order on every run
 
     std::optional<probe> probe_;
