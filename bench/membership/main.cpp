@@ -3,7 +3,7 @@
 //
 // One cluster per (profile, seed) goes through the phases below in order, each measured on its own:
 //   bootstrap  N nodes start together and join through node 0: virtual seconds until every node sees N.
-//   steady     a quiet window: bytes sent per member per second (sealed datagrams and stream frames, from the
+//   steady     a quiet window after --settle-seconds: bytes sent per member per second (sealed datagrams and stream frames, from the
 //              protocol's counters): mean, p99 and max over members; and wall seconds per simulated hour.
 //   loss       uniform loss of 1, 5, 10, 20% for --loss-minutes each: "failed" events about healthy members.
 //   crash      --crashes nodes crash together: seconds until 99% and 100% of the running nodes declare each
@@ -17,8 +17,10 @@
 // (p50/p99/p99.9 of the crash times, the mean of the rest). A value of -1 means "not within the bound".
 //
 // Usage: swarm_bench_membership [--nodes N] [--seeds S] [--first-seed K] [--scenario all|bootstrap|steady|
-//        loss|crash|grey|partition] [--profile all|swarm|memberlist|plain] [--steady-seconds T]
-//        [--loss-minutes M] [--partition-minutes P] [--crashes C]
+//        loss|crash|grey|partition, or several joined by commas] [--profile all|swarm|memberlist|plain]
+//        [--steady-seconds T] [--settle-seconds T] [--loss-minutes M] [--partition-minutes P] [--crashes C]
+// Bootstrap is always measured (every phase needs a formed cluster); then --settle-seconds (120) pass before
+// the steady window, so join gossip has drained.
 #include <swarm/membership/swim.hpp>
 #include <swarm/sim/network.hpp>
 
@@ -53,6 +55,7 @@ struct options {
     std::string scenario = "all";
     std::string profile = "all";
     double steady_seconds = 60;
+    double settle_seconds = 120;
     double loss_minutes = 2;
     double partition_minutes = 10;
     std::size_t crashes = 3;
@@ -218,24 +221,19 @@ struct sink {
 };
 
 void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& out) {
-    auto want = [&](std::string_view s) { return o.scenario == "all" || o.scenario == s; };
+    auto want = [&](std::string_view s) {
+        return o.scenario == "all" || fmt::format(",{},", o.scenario).find(fmt::format(",{},", s)) != std::string::npos;
+    };
     cluster c(seed, o.nodes, cfg);
     auto& net = c.net();
     const auto n = o.nodes;
 
     // bootstrap
-    if (std::getenv("MB_TRACE")) {
-        for (int t = 0; t < 40; ++t) {
-            std::size_t lo = n, full = 0;
-            for (sim::node_id i = 0; i < n; ++i) { lo = std::min(lo, c.at(i)->live_count()); full += c.at(i)->live_count() == n; }
-            fmt::print(stderr, "t={} min={} full={} pp={}\n", t, lo, full, c.at(0)->stats().push_pulls);
-            net.run_for(1s);
-        }
-    }
     const double boot = c.run_until([&] { return c.all_see(n); }, 300s);
     out.row(seed, "bootstrap_all_see_n_s", boot);
     if (boot < 0) return; // nothing further is meaningful on a cluster that never formed
-    net.run_for(20s);     // let joining traffic drain out of the steady-state window
+    // Let joining traffic (gossip queues full of join claims) drain out of the steady-state window.
+    net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.settle_seconds)));
 
     // steady
     {
@@ -376,6 +374,7 @@ bool parse(int argc, char** argv, options& o) {
         else if (a == "--scenario") o.scenario = v;
         else if (a == "--profile") o.profile = v;
         else if (a == "--steady-seconds") o.steady_seconds = std::strtod(v, nullptr);
+        else if (a == "--settle-seconds") o.settle_seconds = std::strtod(v, nullptr);
         else if (a == "--loss-minutes") o.loss_minutes = std::strtod(v, nullptr);
         else if (a == "--partition-minutes") o.partition_minutes = std::strtod(v, nullptr);
         else if (a == "--crashes") o.crashes = std::strtoull(v, nullptr, 10);
@@ -391,7 +390,7 @@ int main(int argc, char** argv) {
     if (!parse(argc, argv, o)) {
         fmt::print(stderr, "usage: {} [--nodes N] [--seeds S] [--first-seed K] [--scenario all|bootstrap|steady|loss|"
                            "crash|grey|partition] [--profile all|swarm|memberlist|plain] [--steady-seconds T] "
-                           "[--loss-minutes M] [--partition-minutes P] [--crashes C]\n",
+                           "[--settle-seconds T] [--loss-minutes M] [--partition-minutes P] [--crashes C]\n",
                    argv[0]);
         return 2;
     }

@@ -391,8 +391,9 @@ struct swim::impl {
             // knew it, and the member's own announcement is already spreading it. Re-gossiping it would make
             // every joiner re-send the whole view (N claims, ~16 times each, at N = 1,000); stragglers are
             // caught by the digest exchange instead. Changes to known members (rejoins after a partition,
-            // refutations) are still gossiped below, so a healed partition spreads fast.
-            if (!from_exchange) enqueue_alive(c);
+            // refutations) are still gossiped below, so a healed partition spreads fast. Without digest
+            // exchanges (memberlist's behaviour) re-gossip is the only way stragglers learn, so it stays.
+            if (!from_exchange || !cfg_.digest_push_pull) enqueue_alive(c);
             emit(event_kind::joined, c.id, it->second);
             after_claim_metadata(c.id, it->second, inline_meta);
             return;
