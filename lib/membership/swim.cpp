@@ -663,7 +663,7 @@ struct swim::impl {
     /// Views that differ for longer than gossip needs to carry a change everywhere (a few gossip rounds)
     /// are not converging by themselves: this node missed a claim whose retransmissions are spent, or its
     /// peers did. One digest exchange with the peer that differs settles it, well before the next periodic
-    /// exchange. At most one such exchange per probe interval, so churn cannot turn acks into a storm.
+    /// exchange. At most one such exchange per four probe intervals, so churn cannot turn acks into a storm.
     void compare_views(const detail::digest& theirs, std::uint64_t live, const net::endpoint& from) {
         if (theirs == view_digest() && live == live_count()) {
             differing_since_.reset();
