@@ -19,6 +19,7 @@ config config::memberlist_lan() {
     c.gossip_interval = std::chrono::milliseconds(200);
     c.gossip_nodes = 3;
     c.push_pull_interval = std::chrono::seconds(30);
+    c.digest_push_pull = false;
     return c;
 }
 

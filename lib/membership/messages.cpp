@@ -112,6 +112,10 @@ void encode(wire::writer& w, const ping_req& m) {
 void encode(wire::writer& w, message_type kind, const ack& m) {
     auto s = w.begin_message(static_cast<std::uint64_t>(kind));
     w.varint(m.sequence);
+    if (m.view) {
+        w.raw(*m.view);
+        w.varint(m.live);
+    }
     w.end_message(s);
 }
 
@@ -163,6 +167,13 @@ void encode_meta_request(wire::writer& w, const node_id& id, std::uint64_t incar
     w.end_message(s);
 }
 
+void encode_view_digest(wire::writer& w, const digest& d, std::uint64_t live) {
+    auto s = w.begin_message(static_cast<std::uint64_t>(message_type::view_digest));
+    w.raw(d);
+    w.varint(live);
+    w.end_message(s);
+}
+
 void decode_body(wire::reader& r, ping& m) {
     m.sequence = static_cast<std::uint32_t>(r.varint_max(0xffffffffu));
     m.target = r.u64();
@@ -175,7 +186,14 @@ void decode_body(wire::reader& r, ping_req& m) {
     m.want_nack = r.boolean();
 }
 
-void decode_body(wire::reader& r, ack& m) { m.sequence = static_cast<std::uint32_t>(r.varint_max(0xffffffffu)); }
+void decode_body(wire::reader& r, ack& m) {
+    m.sequence = static_cast<std::uint32_t>(r.varint_max(0xffffffffu));
+    if (r.remaining() > 0) {
+        m.view.emplace();
+        get_array(r, *m.view);
+        m.live = r.varint();
+    }
+}
 
 namespace {
 void decode_alive_fields(wire::reader& r, alive_claim& c) {
@@ -227,6 +245,11 @@ void decode_body(wire::reader& r, std::vector<member_record>& state, std::size_t
 void decode_meta_request(wire::reader& r, node_id& id, std::uint64_t& incarnation) {
     id = get_id(r);
     incarnation = r.varint();
+}
+
+void decode_view_digest(wire::reader& r, digest& d, std::uint64_t& live) {
+    get_array(r, d);
+    live = r.varint();
 }
 
 } // namespace swarm::inline v0::membership::detail

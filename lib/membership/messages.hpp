@@ -3,7 +3,7 @@
 // A datagram's plaintext (inside the seal) is a sequence of wire messages: at most one probe message (ping,
 // ping_req, ack, nack) first, then piggy-backed updates (alive, suspect, dead, metadata, user). A stream
 // frame's plaintext is exactly one message (push_pull, push_pull_reply, ping, tcp_ack, meta_request,
-// metadata).
+// metadata, view_digest).
 //
 // State claims are signed by whoever makes them: an alive claim by the member itself (so nobody else can
 // revive or move it), a suspect or dead claim by its accuser (so accusations are attributable). Signatures
@@ -37,6 +37,7 @@ enum class message_type : std::uint8_t {
     push_pull_reply = 21,
     tcp_ack = 23,
     meta_request = 24,
+    view_digest = 25,
 };
 
 using digest = std::array<std::byte, 16>;
@@ -60,6 +61,10 @@ struct ping_req {
 
 struct ack {
     std::uint32_t sequence = 0;
+    /// The acker's view digest and live count, when it sends them (an ack to a direct probe): a prober
+    /// whose view keeps differing from its peers' runs a digest exchange early. Older decoders skip it.
+    std::optional<digest> view;
+    std::uint64_t live = 0;
 };
 
 struct alive_claim {
@@ -107,6 +112,9 @@ void encode(wire::writer& w, message_type kind, const accusation& a); // suspect
 void encode(wire::writer& w, const metadata_message& m);
 void encode(wire::writer& w, message_type kind, std::span<const member_record> state); // push_pull(_reply)
 void encode_meta_request(wire::writer& w, const node_id& id, std::uint64_t incarnation);
+/// A summary of the live view (see swim.cpp's view_digest()): a periodic exchange starts with it, and full
+/// state follows only when the two summaries differ.
+void encode_view_digest(wire::writer& w, const digest& d, std::uint64_t live);
 
 // Body decoders: called after begin_message() with the reader inside the body.
 void decode_body(wire::reader& r, ping& m);
@@ -117,5 +125,6 @@ void decode_body(wire::reader& r, accusation& a);
 void decode_body(wire::reader& r, metadata_message& m, std::size_t max_meta);
 void decode_body(wire::reader& r, std::vector<member_record>& state, std::size_t max_members, std::size_t max_meta);
 void decode_meta_request(wire::reader& r, node_id& id, std::uint64_t& incarnation);
+void decode_view_digest(wire::reader& r, digest& d, std::uint64_t& live);
 
 } // namespace swarm::inline v0::membership::detail

@@ -96,7 +96,7 @@ enum timer : net::timer_id {
     stream_check,
 };
 
-enum class stream_kind : std::uint8_t { push_pull, join, tcp_probe, meta_fetch, inbound };
+enum class stream_kind : std::uint8_t { push_pull, digest_exchange, join, tcp_probe, meta_fetch, inbound };
 
 constexpr std::size_t max_messages_per_packet = 64;
 constexpr std::size_t max_members_in_state = 200'000;
@@ -120,6 +120,9 @@ struct swim::impl {
         detail::digest meta_digest{}; // digest of meta_bytes
         time_point since;
         std::size_t live_index = npos;
+        /// This member's share of view_digest_, and whether it is in it (live members and self are).
+        detail::digest digest_term{};
+        bool in_digest = false;
     };
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
@@ -146,6 +149,8 @@ struct swim::impl {
         std::uint32_t probe_sequence = 0;
         node_id subject;
         bool push_pull_in = false;
+        /// An inbound digest exchange whose digests differed: our state went out, the peer's is awaited.
+        bool awaiting_state = false;
     };
 
     impl(net::transport& t, std::shared_ptr<const identity> self, seal::keyring keys, config cfg,
@@ -177,6 +182,7 @@ struct swim::impl {
         me.alive.meta_digest = me.meta_bytes.empty() ? detail::digest{} : me.meta_digest;
         me.alive.meta_size = static_cast<std::uint32_t>(me.meta_bytes.size());
         me.alive.sig = self_->sign(detail::signed_bytes(me.alive, label_hash_));
+        refresh_digest(self_id(), me);
     }
 
     void announce_self() {
@@ -209,6 +215,7 @@ struct swim::impl {
         members_.at(last).live_index = index;
         live_.pop_back();
         e.live_index = npos;
+        refresh_digest_of(e);
     }
 
     member to_member(const node_id& id, const entry& e) const {
@@ -272,9 +279,10 @@ struct swim::impl {
             // changes can never starve them; state changes go first so an alive claim precedes its metadata.
             const auto reserved = payload_queue_.empty() ? 0 : room / 2;
             auto append = [&](std::span<const std::byte> b) { plain_.insert(plain_.end(), b.begin(), b.end()); };
+            // One fill per queue: a second pass over the state queue would pick the same updates again (they
+            // stay queued until they reach their limit) and send each twice in one packet.
             std::size_t used = state_queue_.fill(room - reserved, 0, limit, append);
-            used += payload_queue_.fill(room - used, 0, limit, append);
-            if (used < room) state_queue_.fill(room - used, 0, limit, append);
+            payload_queue_.fill(room - used, 0, limit, append);
         }
         if (plain_.empty()) return;
         sealed_.resize(plain_.size() + seal::overhead);
@@ -345,7 +353,9 @@ struct swim::impl {
                               stats_.signatures_verified);
     }
 
-    void handle_alive(const detail::alive_claim& c, std::span<const std::byte> inline_meta, const net::endpoint& from) {
+    /// `from_exchange`: the claim came in a full state exchange rather than by gossip.
+    void handle_alive(const detail::alive_claim& c, std::span<const std::byte> inline_meta, const net::endpoint& from,
+                      bool from_exchange = false) {
         if (c.id == self_id()) {
             // A claim of ours with a higher incarnation (from a previous life): move past it.
             auto& me = members_.at(self_id());
@@ -377,7 +387,14 @@ struct swim::impl {
             e.since = t_.now();
             it = members_.emplace(c.id, std::move(e)).first;
             add_live(c.id, it->second);
-            enqueue_alive(c);
+            refresh_digest(c.id, it->second);
+            // A member new to us but learned from a state exchange is not news to the cluster: the peer
+            // knew it, and the member's own announcement is already spreading it. Re-gossiping it would make
+            // every joiner re-send the whole view (N claims, ~16 times each, at N = 1,000); stragglers are
+            // caught by the digest exchange instead. Changes to known members (rejoins after a partition,
+            // refutations) are still gossiped below, so a healed partition spreads fast. Without digest
+            // exchanges (memberlist's behaviour) re-gossip is the only way stragglers learn, so it stays.
+            if (!from_exchange || !cfg_.digest_push_pull) enqueue_alive(c);
             emit(event_kind::joined, c.id, it->second);
             after_claim_metadata(c.id, it->second, inline_meta);
             return;
@@ -403,6 +420,7 @@ struct swim::impl {
         e.suspicion.reset();
         if (previous != member_state::alive) e.since = t_.now();
         add_live(c.id, e);
+        refresh_digest(c.id, e);
         enqueue_alive(c);
         if (previous == member_state::dead || previous == member_state::left)
             emit(event_kind::rejoined, c.id, e);
@@ -429,6 +447,7 @@ struct swim::impl {
         if (!inline_meta.empty() && accept_metadata(id, e, e.alive.incarnation, inline_meta)) return;
         if (e.alive.meta_size > cfg_.inline_metadata_bytes) fetch_metadata(id, e);
         // Smaller metadata follows the claim by gossip; reconnect_tick fetches whatever is still missing.
+        meta_wanted_.push_back(id);
     }
 
     bool accept_metadata(const node_id& id, entry& e, std::uint64_t incarnation, std::span<const std::byte> bytes) {
@@ -642,6 +661,27 @@ struct swim::impl {
         accuse(message_type::suspect, p.target);
     }
 
+    /// Views that differ for longer than gossip needs to carry a change everywhere (a few gossip rounds)
+    /// are not converging by themselves: this node missed a claim whose retransmissions are spent, or its
+    /// peers did. One digest exchange with the peer that differs settles it, well before the next periodic
+    /// exchange. At most one such exchange per four probe intervals, so churn cannot turn acks into a storm.
+    void compare_views(const detail::digest& theirs, std::uint64_t live, const net::endpoint& from) {
+        if (theirs == view_digest() && live == live_count()) {
+            differing_since_.reset();
+            return;
+        }
+        const auto now = t_.now();
+        if (!differing_since_) {
+            differing_since_ = now;
+            return;
+        }
+        const auto settle = cfg_.gossip_interval * 10;
+        if (now - *differing_since_ < settle || now - last_early_exchange_ < cfg_.probe_interval * 4) return;
+        last_early_exchange_ = now;
+        differing_since_.reset();
+        start_push_pull(from, stream_kind::digest_exchange);
+    }
+
     void handle_ack(std::uint32_t sequence) {
         if (probe_ && probe_->sequence == sequence) {
             probe_->acked = true;
@@ -653,7 +693,7 @@ struct swim::impl {
         relays_.erase(it);
         {
             wire::writer w(plain_);
-            detail::encode(w, message_type::ack, detail::ack{r.origin_sequence});
+            detail::encode(w, message_type::ack, detail::ack{r.origin_sequence, {}, 0});
         }
         send_packet(r.origin, false);
     }
@@ -678,7 +718,7 @@ struct swim::impl {
                 r.want_nack = false;
                 {
                     wire::writer w(plain_);
-                    detail::encode(w, message_type::nack, detail::ack{r.origin_sequence});
+                    detail::encode(w, message_type::nack, detail::ack{r.origin_sequence, {}, 0});
                 }
                 send_packet(r.origin, false);
             }
@@ -754,6 +794,7 @@ struct swim::impl {
                 detail::ack a;
                 detail::decode_body(r, a);
                 if (r.ok()) handle_ack(a.sequence);
+                if (r.ok() && a.view) compare_views(*a.view, a.live, from);
                 break;
             }
             case message_type::nack: {
@@ -793,7 +834,12 @@ struct swim::impl {
             pending_ack_.reset();
             {
                 wire::writer w(plain_);
-                detail::encode(w, message_type::ack, detail::ack{sequence});
+                detail::ack a{sequence, {}, 0};
+                if (cfg_.digest_push_pull) {
+                    a.view = view_digest();
+                    a.live = live_count();
+                }
+                detail::encode(w, message_type::ack, a);
             }
             send_packet(to);
         }
@@ -820,7 +866,7 @@ struct swim::impl {
 
     void merge_state(const std::vector<detail::member_record>& records, const net::endpoint& from) {
         // Alive claims first, so every accuser is known before its accusations are checked.
-        for (const auto& rec : records) handle_alive(rec.alive, rec.meta, from);
+        for (const auto& rec : records) handle_alive(rec.alive, rec.meta, from, true);
         for (const auto& rec : records) {
             if (rec.state == member_state::alive || !rec.accused) continue;
             handle_accusation(rec.state == member_state::suspect ? message_type::suspect : message_type::dead,
@@ -856,6 +902,12 @@ struct swim::impl {
             ++stats_.push_pulls;
             write_frame(stream, encode_state(message_type::push_pull));
             break;
+        case stream_kind::digest_exchange:
+            ++stats_.push_pulls;
+            write_frame(stream, encode_one([&](wire::writer& w) {
+                            detail::encode_view_digest(w, view_digest(), live_count());
+                        }));
+            break;
         case stream_kind::tcp_probe:
             write_frame(stream, encode_one([&](wire::writer& w) {
                             detail::encode(w, detail::ping{ctx.probe_sequence, detail::id_prefix(ctx.subject)});
@@ -887,10 +939,34 @@ struct swim::impl {
         wire::reader r(plain);
         auto m = r.begin_message(plain.size());
         const auto type = static_cast<message_type>(m.type);
+        bool keep_open = false;
         if (r.ok()) {
             switch (type) {
+            case message_type::view_digest: {
+                detail::digest theirs{};
+                std::uint64_t live = 0;
+                detail::decode_view_digest(r, theirs, live);
+                if (!r.ok() || ctx.kind != stream_kind::inbound) break; // an echo: the views agree
+                if (theirs == view_digest() && live == live_count()) {
+                    write_frame(stream, encode_one([&](wire::writer& w) { detail::encode_view_digest(w, theirs, live); }));
+                    break;
+                }
+                if (push_pull_in_ >= cfg_.max_concurrent_push_pull) {
+                    refuse(refusal::busy, ctx.peer);
+                    break;
+                }
+                // The views differ: ours goes out now, theirs comes back on the same stream.
+                ctx.push_pull_in = true;
+                ++push_pull_in_;
+                ctx.awaiting_state = true;
+                keep_open = true;
+                write_frame(stream, encode_state(message_type::push_pull));
+                break;
+            }
             case message_type::push_pull:
             case message_type::push_pull_reply: {
+                if (type == message_type::push_pull_reply && ctx.kind == stream_kind::inbound && !ctx.awaiting_state)
+                    break; // nobody asked
                 if (type == message_type::push_pull && ctx.kind == stream_kind::inbound) {
                     if (push_pull_in_ >= cfg_.max_concurrent_push_pull) {
                         refuse(refusal::busy, ctx.peer);
@@ -902,7 +978,15 @@ struct swim::impl {
                 std::vector<detail::member_record> records;
                 detail::decode_body(r, records, max_members_in_state, cfg_.max_metadata_bytes);
                 if (!r.ok()) break;
-                if (type == message_type::push_pull && ctx.kind == stream_kind::inbound) {
+                if (type == message_type::push_pull && ctx.kind == stream_kind::digest_exchange) {
+                    // Our digest differed from the peer's: the view is still changing (a bootstrap, a heal),
+                    // so exchange again after one probe interval rather than a whole push-pull interval,
+                    // until an exchange finds the views equal. This is what catches members that bounded
+                    // gossip missed, and it stops by itself: in sync, exchanges are two digests.
+                    t_.set_timer(push_pull_tick, t_.now() + cfg_.probe_interval);
+                }
+                if (type == message_type::push_pull &&
+                    (ctx.kind == stream_kind::inbound || ctx.kind == stream_kind::digest_exchange)) {
                     // Reply with our state as it was before the merge: what the peer lacks.
                     write_frame(stream, encode_state(message_type::push_pull_reply));
                 }
@@ -910,6 +994,11 @@ struct swim::impl {
                 if (ctx.kind == stream_kind::join) {
                     joined_ = true;
                     t_.cancel_timer(join_retry);
+                    // The seed's view is a snapshot: members joining at the same time are missing from it. A
+                    // digest exchange within a probe interval (then again while views differ) completes it
+                    // at the cost of two digests when the snapshot was already whole.
+                    if (cfg_.digest_push_pull)
+                        t_.set_timer(push_pull_tick, t_.now() + random_below(cfg_.probe_interval));
                 }
                 break;
             }
@@ -922,7 +1011,7 @@ struct swim::impl {
                     break;
                 }
                 write_frame(stream, encode_one([&](wire::writer& w) {
-                                detail::encode(w, message_type::tcp_ack, detail::ack{p.sequence});
+                                detail::encode(w, message_type::tcp_ack, detail::ack{p.sequence, {}, 0});
                             }));
                 break;
             }
@@ -957,8 +1046,9 @@ struct swim::impl {
         }
         if (r.ok()) r.end_message(m, wire::trailing::skip);
         if (!r.ok()) refuse(refusal::malformed, ctx.peer);
-        // Every exchange is one frame each way: whoever has answered, or has its answer, closes.
-        close_stream(stream);
+        // Every exchange is one frame each way: whoever has answered, or has its answer, closes. A digest
+        // exchange whose digests differ is the one exception: digest, state, state.
+        if (!keep_open || !r.ok()) close_stream(stream);
     }
 
     /// Forgets a stream's context; the same whether we closed it or the driver reports it gone.
@@ -988,25 +1078,62 @@ struct swim::impl {
 
     // --- anti-entropy, joining, healing ----------------------------------------------------------------
 
+    /// An order-independent summary of the live view, this node included: the XOR of a hash of each live
+    /// member's id and alive incarnation, kept up to date as members change (a full recount would cost O(N)
+    /// per exchange). Two nodes whose digests agree know the same members at the same incarnations, so a
+    /// full exchange between them would change nothing that gossip is not already carrying.
+    const detail::digest& view_digest() const noexcept { return view_digest_; }
+
+    void refresh_digest(const node_id& id, entry& e) {
+        auto fold = [&](const detail::digest& term) {
+            for (std::size_t i = 0; i < term.size(); ++i) view_digest_[i] ^= term[i];
+        };
+        if (e.in_digest) fold(e.digest_term);
+        e.in_digest = id == self_id() || e.live_index != npos;
+        if (!e.in_digest) return;
+        std::array<std::byte, node_id::size + 8> buf{};
+        std::memcpy(buf.data(), id.bytes().data(), node_id::size);
+        for (std::size_t i = 0; i < 8; ++i) buf[node_id::size + i] = static_cast<std::byte>(e.alive.incarnation >> (8 * i));
+        e.digest_term = detail::hash16(buf);
+        fold(e.digest_term);
+    }
+
+    /// For a member leaving the live set: only its term needs to go.
+    void refresh_digest_of(entry& e) {
+        if (!e.in_digest) return;
+        for (std::size_t i = 0; i < e.digest_term.size(); ++i) view_digest_[i] ^= e.digest_term[i];
+        e.in_digest = false;
+    }
+
     duration push_pull_period() const {
         const double n = static_cast<double>(live_count());
-        if (n <= 32) return cfg_.push_pull_interval;
+        if (n <= 32 || cfg_.digest_push_pull) return cfg_.push_pull_interval;
         const double scale = std::ceil(std::log2(n) - std::log2(32.0)) + 1;
         return std::chrono::duration_cast<duration>(cfg_.push_pull_interval * scale);
+    }
+
+    duration random_below(duration d) {
+        return duration(static_cast<duration::rep>(
+            t_.random().below(static_cast<std::uint64_t>(std::max<duration::rep>(d.count(), 1)))));
     }
 
     void on_push_pull_tick() {
         t_.set_timer(push_pull_tick, t_.now() + push_pull_period());
         if (live_.empty()) return;
         const auto& id = live_[t_.random().below(live_.size())];
-        start_push_pull(members_.at(id).alive.address, stream_kind::push_pull);
+        start_push_pull(members_.at(id).alive.address,
+                        cfg_.digest_push_pull ? stream_kind::digest_exchange : stream_kind::push_pull);
     }
 
     void on_join_retry() {
         if (joined_ || seeds_.empty()) return;
         for (const auto& seed : seeds_)
             if (seed != t_.local_endpoint()) start_push_pull(seed, stream_kind::join);
-        t_.set_timer(join_retry, t_.now() + join_backoff_);
+        // A random point in the second half of the backoff: nodes started together (or refused together by a
+        // busy seed) spread their retries out instead of arriving together again, twice as late each time.
+        const auto half = join_backoff_ / 2;
+        const auto spread = static_cast<std::uint64_t>(std::max<duration::rep>(half.count(), 1));
+        t_.set_timer(join_retry, t_.now() + half + duration(static_cast<duration::rep>(t_.random().below(spread))));
         join_backoff_ = std::min(join_backoff_ * 2, cfg_.join_retry_max);
     }
 
@@ -1022,14 +1149,26 @@ struct swim::impl {
         if (!dead.empty()) start_push_pull(dead[t_.random().below(dead.size())]->alive.address, stream_kind::push_pull);
         else if (live_.empty() && !seeds_.empty())
             start_push_pull(seeds_[t_.random().below(seeds_.size())], stream_kind::push_pull);
-        // Metadata still missing after gossip had its chance.
-        for (const auto& id : live_) {
-            auto& e = members_.at(id);
-            if (e.alive.meta_size > 0 && !(e.meta && e.meta_digest == e.alive.meta_digest)) fetch_metadata(id, e);
-        }
+        // Metadata still missing after gossip had its chance. Only members whose claims named metadata we did
+        // not have are looked at: scanning the whole view every tick was a hot spot at N = 1,000.
+        std::sort(meta_wanted_.begin(), meta_wanted_.end());
+        meta_wanted_.erase(std::unique(meta_wanted_.begin(), meta_wanted_.end()), meta_wanted_.end());
+        std::erase_if(meta_wanted_, [&](const node_id& id) {
+            auto it = members_.find(id);
+            if (it == members_.end() || !is_live(it->second.state)) return true;
+            auto& e = it->second;
+            if (e.alive.meta_size == 0 || (e.meta && e.meta_digest == e.alive.meta_digest)) return true;
+            fetch_metadata(id, e);
+            return false;
+        });
     }
 
     void reap_tombstones() {
+        // Nothing dead or gone (the steady state): skip the scan of every member.
+        if (members_.size() == live_.size() + 1) {
+            recently_dead_.clear();
+            return;
+        }
         // recently_dead_ is rebuilt here: members dead or left, oldest first, bounded in count and age.
         std::vector<std::pair<time_point, node_id>> gone;
         for (const auto& [id, e] : members_)
@@ -1120,6 +1259,7 @@ struct swim::impl {
     seal::opener datagram_opener_;
     seal::opener stream_opener_;
     detail::digest label_hash_{};
+    detail::digest view_digest_{};
     detail::local_health health_;
     detail::broadcast_queue state_queue_;
     detail::broadcast_queue payload_queue_;
@@ -1129,6 +1269,7 @@ struct swim::impl {
     std::vector<node_id> probe_order_;
     std::size_t probe_index_ = 0;
     std::vector<node_id> recently_dead_;
+    std::vector<node_id> meta_wanted_; // members whose metadata may still be missing
     std::set<node_id> suspects_; // ordered, so expiry is processed in the same order on every run
 
     std::optional<probe> probe_;
@@ -1148,6 +1289,8 @@ struct swim::impl {
     std::vector<std::byte> sealed_;
     std::vector<std::byte> received_;
     std::optional<std::pair<net::endpoint, std::uint32_t>> pending_ack_;
+    std::optional<time_point> differing_since_;
+    time_point last_early_exchange_{};
     std::array<time_point, refusal_count> last_refusal_log_{};
     statistics stats_;
 };

@@ -1,5 +1,6 @@
 #include "membership/broadcast_queue.hpp"
 #include "membership/local_health.hpp"
+#include "membership/messages.hpp"
 #include "membership/suspicion.hpp"
 
 #include <gtest/gtest.h>
@@ -115,6 +116,34 @@ TEST(membership_config, profiles_are_valid_and_differ_where_documented) {
     EXPECT_TRUE(plain.validate());
     EXPECT_FALSE(plain.nacks);
     EXPECT_EQ(plain.max_local_health, 0);
+}
+
+TEST(membership_messages, an_ack_carries_a_view_digest_only_when_given_one) {
+    namespace d = swarm::membership::detail;
+    auto round_trip = [](const d::ack& in) {
+        std::vector<std::byte> buf;
+        {
+            swarm::wire::writer w(buf);
+            d::encode(w, d::message_type::ack, in);
+        }
+        swarm::wire::reader r(buf);
+        auto m = r.begin_message(buf.size());
+        d::ack out;
+        d::decode_body(r, out);
+        r.end_message(m, swarm::wire::trailing::reject);
+        EXPECT_TRUE(r.ok());
+        return out;
+    };
+    const auto plain = round_trip(d::ack{7, {}, 0});
+    EXPECT_EQ(plain.sequence, 7u);
+    EXPECT_FALSE(plain.view);
+    d::digest view{};
+    view.fill(std::byte{0x5a});
+    const auto with_view = round_trip(d::ack{8, view, 1000});
+    EXPECT_EQ(with_view.sequence, 8u);
+    ASSERT_TRUE(with_view.view);
+    EXPECT_EQ(*with_view.view, view);
+    EXPECT_EQ(with_view.live, 1000u);
 }
 
 } // namespace

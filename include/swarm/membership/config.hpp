@@ -48,8 +48,13 @@ struct config {
     std::size_t packet_size = 1400;
 
     // Anti-entropy.
-    /// Full state exchange over a stream with one random member; scaled up with log2(N / 32) above 32 members.
-    duration push_pull_interval = std::chrono::seconds(30);
+    /// A state exchange over a stream with one random member this often. Without digest_push_pull it is a
+    /// full exchange and the interval is scaled up with log2(N / 32) above 32 members.
+    duration push_pull_interval = std::chrono::seconds(10);
+    /// Start the periodic exchange with a 16-byte digest of the live view; full state crosses only when the
+    /// two digests differ. In sync, an exchange costs two small frames whatever N is, so it is not scaled
+    /// with N and can run often enough to catch members that gossip missed.
+    bool digest_push_pull = true;
     std::size_t max_concurrent_push_pull = 64;
     duration stream_timeout = std::chrono::seconds(10);
 
@@ -76,7 +81,7 @@ struct config {
     static config swarm_profile();
     /// memberlist's LAN defaults, for side-by-side measurement: probe 1 s, timeout 500 ms, 3 indirect probes,
     /// suspicion multiplier 4 (max 6x), retransmit multiplier 4, gossip to 3 nodes every 200 ms,
-    /// push-pull every 30 s scaled by cluster size.
+    /// full push-pull every 30 s scaled by cluster size.
     static config memberlist_lan();
     /// SWIM without Lifeguard: no local health, no nacks, a fixed suspicion timeout.
     static config plain_swim();
@@ -103,6 +108,7 @@ struct config {
         f("gossip_to_dead", gossip_to_dead);
         f("packet_size", packet_size);
         f("push_pull_interval", push_pull_interval);
+        f("digest_push_pull", digest_push_pull);
         f("max_concurrent_push_pull", max_concurrent_push_pull);
         f("stream_timeout", stream_timeout);
         f("join_retry_interval", join_retry_interval);
