@@ -117,12 +117,13 @@ void add(resources& into, const resources& r, std::int64_t sign) {
     into.memory_bytes += sign * r.memory_bytes;
     into.disk_bytes += sign * r.disk_bytes;
     into.gpus += sign * r.gpus;
-    for (const auto& [name, count] : r.devices) {
-        auto it = std::find_if(into.devices.begin(), into.devices.end(), [&](const auto& d) { return d.first == name; });
+    for (const auto& device : r.devices) {
+        auto it = std::find_if(into.devices.begin(), into.devices.end(),
+                               [&](const auto& d) { return d.first == device.first; });
         if (it == into.devices.end())
-            into.devices.emplace_back(name, sign * count);
+            into.devices.emplace_back(device.first, sign * device.second);
         else
-            it->second += sign * count;
+            it->second += sign * device.second;
     }
 }
 
@@ -481,7 +482,9 @@ struct admission_node::impl {
         if (a.work.gang) {
             // All or nothing: give back what was reserved, here and on the targets.
             notify_targets(a, message_type::release);
-            for (const auto& [asg, allocation_id] : a.admitted) {
+            for (const auto& admitted : a.admitted) {
+                const auto& asg = admitted.first;
+                const auto& allocation_id = admitted.second;
                 a.remaining[asg.group].push_back(asg.instance); // a failed gang leaves every instance unplaced
                 auto n = std::find_if(view_.nodes.begin(), view_.nodes.end(), [&](const node& x) { return x.id == asg.node; });
                 if (n != view_.nodes.end())
@@ -504,8 +507,9 @@ struct admission_node::impl {
         out.rounds = a.rounds;
         out.refusals = a.refusals;
         // Every instance still unplaced is explained: by the planner where it said why, else by admission.
-        for (const auto& [group_name, left] : a.remaining) {
-            for (auto instance : left) {
+        for (const auto& unplaced_group : a.remaining) {
+            const auto& group_name = unplaced_group.first;
+            for (auto instance : unplaced_group.second) {
                 auto e = std::find_if(a.last_unplaced.begin(), a.last_unplaced.end(),
                                       [&](const explanation& x) { return x.group == group_name; });
                 explanation x = e != a.last_unplaced.end() ? *e : explanation{};
