@@ -508,11 +508,12 @@ void socket_driver::impl::on_accept(const error_code& ec, tcp::socket socket) {
     const auto remote = socket.remote_endpoint(peer_ec);
     if (peer_ec) return; // gone before we looked
     if (state_ != state::running || streams_.size() >= config_.max_streams) {
+        // Counted before the reset: the peer may act on the reset before this line would otherwise run.
+        bump(stats_.streams_refused);
         // A reset tells the peer at once, where an orderly close would look like a stream that opened.
         error_code ignored;
         socket.set_option(asio::socket_base::linger(true, 0), ignored);
         socket.close(ignored);
-        bump(stats_.streams_refused);
         return;
     }
     error_code ignored;
