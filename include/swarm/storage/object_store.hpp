@@ -35,6 +35,9 @@ struct object_store_config {
     cipher_suite cipher = cipher_suite::automatic; // recorded per object, so a store may mix suites
     compression_mode compression = compression_mode::automatic;
     std::size_t inline_limit = 16 * 1024; // objects this size or smaller live in their manifest
+    /// Put hashes the next chunk, and get fetches and decodes the next stripe, on a second thread of the store
+    /// while the calling thread finishes the current one. false keeps every step on the calling thread.
+    bool pipeline = true;
 
     detailed_result<void> validate() const;
 };
