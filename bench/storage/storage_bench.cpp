@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -64,6 +65,7 @@ struct stopwatch {
     // The longer of the two stages: this thread's CPU, or everything else the process spent (the helper).
     double critical_path_seconds() const {
         const double mine = cpu_seconds();
+        if (std::getenv("SP_DEBUG")) fmt::print(stderr, "main {:.3f} helper {:.3f}\n", mine, process_cpu() - process - mine);
         return std::max(mine, process_cpu() - process - mine);
     }
 };

@@ -397,25 +397,31 @@ detailed_result<std::uint64_t> object_store::impl::get(std::string_view name, st
         key32 key;
         std::memcpy(key.data(), keys->data() + c * 32, 32);
         const std::size_t opened = chunk.stored_size - detail::tag_size;
-        auto& target = chunk.compressed ? packed : plain;
-        if (target.size() < opened) target.resize(opened);
-        bool authentic = detail::open_chunk(m->cipher, key, sealed_bytes, target.data());
+        // A stripe opens in place: no second buffer of the chunk's size to fill and evict the cache with.
+        // Inline data stays in the manifest and opens into a working buffer.
+        auto& inline_target = chunk.compressed ? packed : plain;
+        if (m->is_inline && inline_target.size() < opened) inline_target.resize(opened);
+        std::uint8_t* const opened_at = m->is_inline ? inline_target.data() : stripes[t % 2].data.data();
+        bool authentic = detail::open_chunk(m->cipher, key, sealed_bytes, opened_at);
         // A shard can pass its checksum and still be wrong (a faulty or hostile store rewrote it): leave each
-        // shard out in turn until the stripe authenticates. The helper uses the same stores: let it finish.
+        // shard out in turn until the stripe authenticates. Each read refreshes every data fragment, so the
+        // bytes a failed open left behind never count. The helper uses the same stores: let it finish.
         if (!authentic && pipelined) helper.wait();
         for (unsigned skip = 0; !authentic && !m->is_inline && skip < n(); ++skip)
             authentic = read_stripe(chunk.id, todo[t].locations, chunk.stored_size, stripes[t % 2], skip) &&
-                        detail::open_chunk(m->cipher, key, sealed_bytes, target.data());
+                        detail::open_chunk(m->cipher, key, sealed_bytes, opened_at);
         if (!authentic) return error{errc::authentication_failed, fmt::format("chunk {} of '{}' does not authenticate", c, name)};
+        const std::uint8_t* plaintext = opened_at;
         if (chunk.compressed) {
             if (plain.size() < chunk.plain_size) plain.resize(chunk.plain_size);
-            if (!compressor.decompress(std::span(packed.data(), opened), std::span(plain.data(), chunk.plain_size)))
+            if (!compressor.decompress(std::span(opened_at, opened), std::span(plain.data(), chunk.plain_size)))
                 return error{errc::malformed, fmt::format("chunk {} of '{}' does not decompress", c, name)};
+            plaintext = plain.data();
         }
         const std::uint64_t chunk_end = todo[t].at + chunk.plain_size;
         const std::uint64_t from = std::max(range.offset, todo[t].at) - todo[t].at;
         const std::uint64_t to = std::min(stop, chunk_end) - todo[t].at;
-        out.write(reinterpret_cast<const char*>(plain.data() + from), static_cast<std::streamsize>(to - from));
+        out.write(reinterpret_cast<const char*>(plaintext + from), static_cast<std::streamsize>(to - from));
         if (!out) return io(fmt::format("writing '{}' to the output failed", name));
         written += to - from;
         if (t + 1 < todo.size() && !m->is_inline) {
