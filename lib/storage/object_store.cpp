@@ -526,19 +526,42 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
         }
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
-        // Shallow: stop at k intact shards (exactly k reads when nothing is corrupt). Deep: read them all.
-        for (unsigned i = 0; i < n() && (options.deep || present.size() < k()); ++i) {
-            if (bad[i]) continue;
-            auto r = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag));
-            ++report.shards_read;
-            if (!r) {
-                bad[i] = true;
-                continue;
+        // Shallow: read k shards, then as many more as failed (exactly k reads when nothing is corrupt). Deep:
+        // read them all. Reading is most of repair's cost; with the pipeline on, the helper reads the first
+        // half of each batch while this thread reads the rest (distinct stores, so each store still sees one
+        // thread at a time).
+        std::vector<unsigned> batch;
+        std::vector<char> intact;
+        for (unsigned next = 0;;) {
+            batch.clear();
+            for (; next < n() && (options.deep || present.size() + batch.size() < k()); ++next)
+                if (!bad[next]) batch.push_back(next);
+            if (batch.empty()) break;
+            intact.assign(batch.size(), 0);
+            auto read = [&](std::size_t from, std::size_t to) {
+                for (std::size_t j = from; j < to; ++j) {
+                    const unsigned i = batch[j];
+                    intact[j] = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag)) ? 1 : 0;
+                }
+            };
+            const std::size_t half = config.pipeline ? batch.size() / 2 : 0;
+            {
+                detail::helper_scope scope(half > 0 ? &helper : nullptr);
+                if (half > 0) helper.start([&] { read(0, half); });
+                read(half, batch.size());
+                if (half > 0) helper.wait();
             }
-            report.bytes_read += frag;
-            if (present.size() < k()) {
-                present.push_back(i);
-                inputs.push_back(slot(b, i, frag));
+            for (std::size_t j = 0; j < batch.size(); ++j) {
+                ++report.shards_read;
+                if (!intact[j]) {
+                    bad[batch[j]] = true;
+                    continue;
+                }
+                report.bytes_read += frag;
+                if (present.size() < k()) {
+                    present.push_back(batch[j]);
+                    inputs.push_back(slot(b, batch[j], frag));
+                }
             }
         }
         std::vector<unsigned> wanted;

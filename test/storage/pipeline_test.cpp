@@ -128,6 +128,33 @@ TEST(Pipeline, GetReadsAroundStoresThatFailAndNamesTheStripeWhenTooManyDo) {
     EXPECT_EQ(out.str(), data.substr(0, out.str().size()));
 }
 
+TEST(Pipeline, RepairSplitAcrossTwoThreadsReadsAndRebuildsWhatOneThreadDoes) {
+    const auto data = random_bytes(400'000, 35);
+    cluster c(with_pipeline(small_config(), false));
+    ASSERT_TRUE(c.put("x", data));
+    auto damage = [&] {
+        c.lose_node(4);
+        for (const auto& f : c.shard_files(9)) std::filesystem::resize_file(f, 100); // corrupt: read, refused
+    };
+    damage();
+    auto serial = c.store().repair();
+    ASSERT_TRUE(serial) << serial.error().describe();
+    c.reopen(with_pipeline(small_config(), true));
+    damage();
+    auto split = c.store().repair();
+    ASSERT_TRUE(split) << split.error().describe();
+    EXPECT_GT(split->shards_rebuilt, split->stripes); // node 4 everywhere, plus node 9 where it was read
+    EXPECT_EQ(split->shards_rebuilt, serial->shards_rebuilt);
+    EXPECT_EQ(split->shards_read, serial->shards_read);
+    EXPECT_EQ(split->bytes_read, serial->bytes_read);
+    EXPECT_EQ(split->unrecoverable_stripes, 0U);
+    auto deep = c.store().verify();
+    ASSERT_TRUE(deep);
+    EXPECT_EQ(deep->missing_shards, 0U);
+    EXPECT_EQ(deep->corrupt_shards, serial->stripes - (split->shards_rebuilt - split->stripes)); // node 9 where unread
+    EXPECT_EQ(c.get("x"), data);
+}
+
 TEST(HelperThread, AJobsExceptionReachesTheWaiterAndTheThreadCarriesOn) {
     detail::helper_thread helper;
     std::atomic<int> runs{0};
