@@ -4,6 +4,8 @@
 
 #include "storage/helper_thread.hpp"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <stdexcept>
 
@@ -126,6 +128,30 @@ TEST(Pipeline, GetReadsAroundStoresThatFailAndNamesTheStripeWhenTooManyDo) {
     EXPECT_NE(got.error().message.find("only 9 intact shards of the 10 needed"), std::string::npos) << got.error().message;
     EXPECT_GT(out.str().size(), 0U); // the stripes before the failure were delivered
     EXPECT_EQ(out.str(), data.substr(0, out.str().size()));
+}
+
+TEST(Pipeline, GetReadsAroundLyingShardsWhicheverThreadOpensTheStripe) {
+    // The helper opens every third stripe itself: a lying shard must be read around there too.
+    const auto data = random_bytes(300'000, 36);
+    cluster c(small_config(4, 2));
+    ASSERT_TRUE(c.put("x", data));
+    std::size_t rewritten = 0;
+    for (std::size_t node = 0; node < c.nodes(); ++node) { // data shard 0 of every stripe: valid header, wrong bytes
+        auto store = std::move(*open_local_shard_store(c.node_dir(node)));
+        for (const auto& id : *store->list()) {
+            if (id.index != 0) continue;
+            std::string file;
+            for (auto b : id.chunk) file += fmt::format("{:02x}", b);
+            const auto size = std::filesystem::file_size(c.shards_dir(node) / (file + ".0")) - 56;
+            ASSERT_TRUE(store->put(id, std::vector<std::byte>(size, std::byte{0x5a})));
+            ++rewritten;
+        }
+        ASSERT_TRUE(store->sync());
+    }
+    ASSERT_GE(rewritten, 6U);
+    EXPECT_EQ(c.store().verify("x")->inconsistent_stripes, rewritten);
+    EXPECT_EQ(c.get("x"), data);
+    EXPECT_EQ(c.get("x", {50'000, 200'000}), data.substr(50'000, 200'000));
 }
 
 TEST(Pipeline, RepairSplitAcrossTwoThreadsReadsAndRebuildsWhatOneThreadDoes) {
