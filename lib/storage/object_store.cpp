@@ -291,23 +291,27 @@ detailed_result<object_info> object_store::impl::put(std::string_view name, std:
         return {};
     };
 
-    // Two stages: the chunk at `begin` is sealed, encoded and stored here while the helper hashes the next one
-    // (the hash is the costliest step, and the key and id of a chunk depend on all of it). Neither moves the
-    // input buffer; refill() runs between chunks, when the helper is idle.
+    // Two stages: the chunk at `begin` is sealed, encoded and stored here while the helper finds where the next
+    // one ends and hashes it (the hash is the costliest step, and the key and id of a chunk depend on all of
+    // it). Neither moves the input buffer; refill() runs between chunks, when the helper is idle.
     const bool pipelined = config.pipeline && !m.is_inline;
     std::size_t len = chunker.next(std::span(input.data() + begin, end - begin));
     detail::chunk_keys current = derive(std::span(input.data() + begin, len)), following;
     while (begin < end) {
         const std::size_t next_at = begin + len;
-        const std::size_t next_len = chunker.next(std::span(input.data() + next_at, end - next_at));
-        const std::span<const std::uint8_t> next_chunk(input.data() + next_at, next_len);
+        std::size_t next_len = 0;
+        auto look_ahead = [&] {
+            next_len = chunker.next(std::span(input.data() + next_at, end - next_at));
+            following = derive(std::span(input.data() + next_at, next_len));
+        };
+        const bool more = next_at < end;
         {
             detail::helper_scope scope(pipelined ? &helper : nullptr);
-            if (pipelined && next_len > 0) helper.start([&] { following = derive(next_chunk); });
+            if (pipelined && more) helper.start(look_ahead);
             if (auto r = process(std::span<const std::uint8_t>(input.data() + begin, len), current); !r) return r.error();
-            if (pipelined && next_len > 0) helper.wait();
+            if (pipelined && more) helper.wait();
         }
-        if (!pipelined && next_len > 0) following = derive(next_chunk);
+        if (!pipelined && more) look_ahead();
         current = following;
         begin = next_at;
         info.size += len;
