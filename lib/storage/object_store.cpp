@@ -109,7 +109,7 @@ struct object_store::impl {
     std::array<stripe_buffer, 2> stripes; // [0] for put, verify and repair; get alternates
     std::vector<std::vector<std::uint8_t>> rebuilt; // up to m fragments rebuilt by repair
     std::vector<std::uint8_t> packed;     // compressed plaintext
-    std::vector<std::uint8_t> plain;      // opened chunk on the read path
+    std::vector<std::uint8_t> plain;      // read path: a decompressed chunk, or an opened inline object
     // Last member: destroyed first, so its thread never sees the buffers above go away.
     detail::helper_thread helper;
 

@@ -1,5 +1,6 @@
 // Objects over N shard stores: streamed put and get, stat, list, delete with garbage collection, verify and
-// repair. Single process, one thread at a time per object_store.
+// repair. Single process, one thread at a time per object_store (which runs one helper thread of its own,
+// see object_store_config::pipeline).
 //
 // Keys: each chunk is hashed with BLAKE2b keyed by the owner's convergence secret; the chunk id and the chunk's
 // encryption key both derive from that hash, so an edited file re-uploaded by the same owner shares its
