@@ -32,7 +32,8 @@ chunk_keys derive_chunk_keys(const key32& convergence_secret, cipher_suite suite
 /// Seals `in` to out[0, in.size() + tag_size); `out` may equal `in.data()`. The nonce is fixed: each key seals
 /// exactly one plaintext (the key is derived from it), so a nonce never repeats under a key.
 void seal_chunk(cipher_suite suite, const key32& key, std::span<const std::uint8_t> in, std::uint8_t* out);
-/// Opens `sealed` into out[0, sealed.size() - tag_size); false when the tag does not verify.
+/// Opens `sealed` into out[0, sealed.size() - tag_size); `out` may equal `sealed.data()`. False when the tag
+/// does not verify (`out` then holds garbage).
 bool open_chunk(cipher_suite suite, const key32& key, std::span<const std::uint8_t> sealed, std::uint8_t* out);
 
 /// XChaCha20-Poly1305 with a random nonce, which travels in front: for the manifest's key table.

@@ -154,9 +154,13 @@ public:
         fd_guard fd(::open((shards_ / file_name(id)).c_str(), O_RDONLY | O_CLOEXEC));
         if (fd.get() < 0) return io_failure();
         header h;
-        std::array<iovec, 2> parts{iovec{h.bytes.data(), h.bytes.size()}, iovec{out.data(), out.size()}};
+        // One readv normally does it all; the probe byte past the payload catches a file that is too long.
+        std::byte extra;
+        std::array<iovec, 3> parts{iovec{h.bytes.data(), h.bytes.size()}, iovec{out.data(), out.size()}, iovec{&extra, 1}};
         const ssize_t want = static_cast<ssize_t>(header_size + out.size());
-        ssize_t got = ::readv(fd.get(), parts.data(), 2);
+        ssize_t got = ::readv(fd.get(), parts.data(), 3);
+        if (got > want) return make_error_code(errc::malformed);
+        const bool at_end = got == want; // a regular file reads short only at its end
         while (got >= 0 && got < want) { // short reads: continue with plain reads
             const auto done = static_cast<std::size_t>(got);
             std::byte* to = done < header_size ? reinterpret_cast<std::byte*>(h.bytes.data()) + done
@@ -169,8 +173,8 @@ public:
         }
         if (got < 0) return make_error_code(errc::io_error);
         if (got < want) return make_error_code(errc::truncated);
-        std::byte extra;
-        if (::read(fd.get(), &extra, 1) != 0) return make_error_code(errc::malformed);
+        // After short reads the end is not established yet: one more read must find it.
+        if (!at_end && ::read(fd.get(), &extra, 1) != 0) return make_error_code(errc::malformed);
         if (!h.names(id) || h.length() != out.size() || h.crc() != checksum(out)) return make_error_code(errc::malformed);
         return {};
     }

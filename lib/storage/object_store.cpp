@@ -4,11 +4,13 @@
 #include "storage/chunker.hpp"
 #include "storage/crypto.hpp"
 #include "storage/erasure.hpp"
+#include "storage/helper_thread.hpp"
 #include "storage/manifest.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <chrono>
 #include <cstring>
@@ -95,31 +97,38 @@ struct object_store::impl {
     detail::chunker chunker;
     detail::compressor compressor;
 
-    // Working buffers, sized for one stripe: memory does not grow with the object.
-    std::vector<std::uint8_t> input;      // 4 x max chunk: the chunker's lookahead plus read-ahead
-    std::vector<std::uint8_t> sealed;     // k fragments, back to back: the sealed chunk plus padding
-    std::vector<std::vector<std::uint8_t>> parity;  // m fragments
+    // One stripe's shards: k data fragments back to back (the sealed chunk plus padding, so sealing writes
+    // straight into the shards), then m parity fragments back to back.
+    struct stripe_buffer {
+        std::vector<std::uint8_t> data;
+        std::vector<std::uint8_t> parity;
+    };
+
+    // Working buffers, sized for one stripe (two while get prefetches): memory does not grow with the object.
+    std::vector<std::uint8_t> input;      // 4 x max chunk: the current chunk, the next one, and read-ahead
+    std::array<stripe_buffer, 2> stripes; // [0] for put, verify and repair; get alternates
     std::vector<std::vector<std::uint8_t>> rebuilt; // up to m fragments rebuilt by repair
     std::vector<std::uint8_t> packed;     // compressed plaintext
-    std::vector<std::uint8_t> plain;      // opened chunk on the read path
+    std::vector<std::uint8_t> plain;      // read path: a decompressed chunk, or an opened inline object
+    // Last member: destroyed first, so its thread never sees the buffers above go away.
+    detail::helper_thread helper;
 
     impl(object_store_config c, std::vector<std::unique_ptr<shard_store>> s, placement_function p, detail::catalog cat)
         : config(c), stores(std::move(s)), placement(p ? std::move(p) : placement_function(default_placement)),
           catalog(std::move(cat)), code(c.erasure.data_shards, c.erasure.parity_shards), chunker(c.chunking),
-          parity(c.erasure.parity_shards), rebuilt(c.erasure.parity_shards) {}
+          rebuilt(c.erasure.parity_shards) {}
 
     unsigned k() const { return config.erasure.data_shards; }
     unsigned n() const { return config.erasure.total(); }
     std::size_t fragment(std::uint64_t stored) const { return static_cast<std::size_t>((stored + k() - 1) / k()); }
 
-    // Where shard i of a stripe lives in the working buffers.
-    std::uint8_t* slot(unsigned i, std::size_t frag) {
-        return i < k() ? sealed.data() + i * frag : parity[i - k()].data();
+    // Where shard i of a stripe lives in a stripe buffer.
+    std::uint8_t* slot(stripe_buffer& b, unsigned i, std::size_t frag) const {
+        return i < k() ? b.data.data() + i * frag : b.parity.data() + (i - k()) * frag;
     }
-    void size_buffers(std::size_t frag) {
-        if (sealed.size() < k() * frag) sealed.resize(k() * frag);
-        for (auto& p : parity)
-            if (p.size() < frag) p.resize(frag);
+    void size_buffer(stripe_buffer& b, std::size_t frag) const {
+        if (b.data.size() < k() * frag) b.data.resize(k() * frag);
+        if (b.parity.size() < (n() - k()) * frag) b.parity.resize((n() - k()) * frag);
     }
 
     detailed_result<std::vector<std::uint8_t>> locate(const chunk_id& id) {
@@ -140,40 +149,39 @@ struct object_store::impl {
     detailed_result<stripe_row> write_stripe(const chunk_id& id, const key32& key, std::span<const std::uint8_t> payload) {
         const std::uint64_t stored = payload.size() + detail::tag_size;
         const std::size_t frag = fragment(stored);
-        size_buffers(frag);
-        detail::seal_chunk(config.cipher, key, payload, sealed.data());
-        std::memset(sealed.data() + stored, 0, k() * frag - stored);
+        auto& b = stripes[0];
+        size_buffer(b, frag);
+        detail::seal_chunk(config.cipher, key, payload, b.data.data());
+        std::memset(b.data.data() + stored, 0, k() * frag - stored);
         std::vector<const std::uint8_t*> data(k());
         std::vector<std::uint8_t*> par(n() - k());
-        for (unsigned i = 0; i < k(); ++i) data[i] = slot(i, frag);
-        for (unsigned i = k(); i < n(); ++i) par[i - k()] = slot(i, frag);
+        for (unsigned i = 0; i < k(); ++i) data[i] = slot(b, i, frag);
+        for (unsigned i = k(); i < n(); ++i) par[i - k()] = slot(b, i, frag);
         code.encode(frag, data.data(), par.data());
         auto locations = locate(id);
         if (!locations) return locations.error();
         for (unsigned i = 0; i < n(); ++i) {
             const auto where = (*locations)[i];
-            if (auto r = stores[where]->put({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(i, frag), frag)); !r)
+            if (auto r = stores[where]->put({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag)); !r)
                 return io(fmt::format("writing shard {} of stripe {} to store {}: {}", i, hex_prefix(id), where, r.error().message()));
         }
         return stripe_row{id, stored, std::move(*locations)};
     }
 
-    // Reads the first k intact shards of a stripe (never shard `skip`) into the working buffers and rebuilds
-    // the data fragments.
-    detailed_result<void> read_stripe(const chunk_id& id, std::uint64_t stored, unsigned skip = UINT_MAX) {
-        auto row = catalog.stripe(id);
-        if (!row) return io("catalog read failed");
-        if (!*row) return error{errc::data_unavailable, fmt::format("stripe {} is not in the catalog", hex_prefix(id))};
+    // Reads the first k intact shards of a stripe (never shard `skip`) into `b` and rebuilds the data
+    // fragments. `locations` is the stripe's catalog row: the catalog is only read on the calling thread.
+    detailed_result<void> read_stripe(const chunk_id& id, std::span<const std::uint8_t> locations, std::uint64_t stored,
+                                      stripe_buffer& b, unsigned skip = UINT_MAX) {
         const std::size_t frag = fragment(stored);
-        size_buffers(frag);
+        size_buffer(b, frag);
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
         for (unsigned i = 0; i < n() && present.size() < k(); ++i) {
             if (i == skip) continue;
-            auto r = stores[(**row).locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(i, frag), frag));
+            auto r = stores[locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag));
             if (!r) continue; // missing or corrupt: the next shard stands in
             present.push_back(i);
-            inputs.push_back(slot(i, frag));
+            inputs.push_back(slot(b, i, frag));
         }
         if (present.size() < k())
             return error{errc::data_unavailable,
@@ -183,7 +191,7 @@ struct object_store::impl {
         for (unsigned i = 0; i < k(); ++i)
             if (!std::ranges::binary_search(present, i)) {
                 wanted.push_back(i);
-                outputs.push_back(slot(i, frag));
+                outputs.push_back(slot(b, i, frag));
             }
         // Missing data fragments are rebuilt in place; the inputs are other slots, so nothing overlaps.
         if (!wanted.empty() && !code.reconstruct(frag, present, inputs.data(), wanted, outputs.data()))
@@ -227,11 +235,12 @@ detailed_result<object_info> object_store::impl::put(std::string_view name, std:
         return error{errc::invalid_argument, fmt::format("object name must be 1 to {} bytes", max_name)};
     if (options.readers.empty()) return error{errc::invalid_argument, "put needs at least one reader public key"};
     const std::size_t max = config.chunking.max_size;
-    input.resize(4 * max); // refills move under max bytes per 3 x max consumed
+    input.resize(4 * max); // refills move under 2 x max bytes per 2 x max consumed
     std::size_t begin = 0, end = 0;
     bool eof = false;
+    // Keeps the current chunk and a full chunker window after it in the buffer.
     auto refill = [&]() -> detailed_result<void> {
-        if (eof || end - begin >= max) return {};
+        if (eof || end - begin >= 2 * max) return {};
         std::memmove(input.data(), input.data() + begin, end - begin);
         end -= begin;
         begin = 0;
@@ -256,8 +265,10 @@ detailed_result<object_info> object_store::impl::put(std::string_view name, std:
     std::set<chunk_id> referenced;
     object_info info{std::string(name)};
 
-    auto process = [&](std::span<const std::uint8_t> chunk) -> detailed_result<void> {
-        const auto ck = detail::derive_chunk_keys(options.convergence_secret, config.cipher, chunk);
+    auto derive = [&](std::span<const std::uint8_t> chunk) {
+        return detail::derive_chunk_keys(options.convergence_secret, config.cipher, chunk);
+    };
+    auto process = [&](std::span<const std::uint8_t> chunk, const detail::chunk_keys& ck) -> detailed_result<void> {
         keys.insert(keys.end(), ck.key.begin(), ck.key.end());
         std::span<const std::uint8_t> payload = chunk;
         const bool compressed = config.compression == compression_mode::automatic && compressor.compress(chunk, packed);
@@ -280,16 +291,36 @@ detailed_result<object_info> object_store::impl::put(std::string_view name, std:
         return {};
     };
 
+    // Two stages: the chunk at `begin` is sealed, encoded and stored here while the helper finds where the next
+    // one ends and hashes it (the hash is the costliest step, and the key and id of a chunk depend on all of
+    // it). Neither moves the input buffer; refill() runs between chunks, when the helper is idle.
+    const bool pipelined = config.pipeline && !m.is_inline;
+    std::size_t len = chunker.next(std::span(input.data() + begin, end - begin));
+    detail::chunk_keys current = derive(std::span(input.data() + begin, len)), following;
     while (begin < end) {
-        const std::size_t len = chunker.next(std::span(input.data() + begin, end - begin));
-        if (auto r = process(std::span<const std::uint8_t>(input.data() + begin, len)); !r) return r.error();
-        begin += len;
+        const std::size_t next_at = begin + len;
+        std::size_t next_len = 0;
+        auto look_ahead = [&] {
+            next_len = chunker.next(std::span(input.data() + next_at, end - next_at));
+            following = derive(std::span(input.data() + next_at, next_len));
+        };
+        const bool more = next_at < end;
+        {
+            detail::helper_scope scope(pipelined ? &helper : nullptr);
+            if (pipelined && more) helper.start(look_ahead);
+            if (auto r = process(std::span<const std::uint8_t>(input.data() + begin, len), current); !r) return r.error();
+            if (pipelined && more) helper.wait();
+        }
+        if (!pipelined && more) look_ahead();
+        current = following;
+        begin = next_at;
         info.size += len;
+        len = next_len;
         if (options.progress) options.progress(info.size);
         if (auto r = refill(); !r) return r.error();
     }
     if (m.is_inline && m.chunks.empty()) // the empty object: one empty chunk keeps the inline form uniform
-        if (auto r = process({}); !r) return r.error();
+        if (auto r = process({}, derive({})); !r) return r.error();
     m.size = info.size;
     info.chunks = m.is_inline ? 0 : m.chunks.size();
 
@@ -328,43 +359,96 @@ detailed_result<std::uint64_t> object_store::impl::get(std::string_view name, st
     const std::uint64_t stop = range.offset + std::min(range.length, m->size - range.offset);
     if (stop == range.offset) return std::uint64_t{0};
 
-    std::uint64_t at = 0, written = 0;
+    // The chunks the range touches, with where each starts in the object and where its shards live.
+    struct wanted_chunk {
+        std::size_t index;
+        std::uint64_t at;
+        std::vector<std::uint8_t> locations;
+    };
+    std::vector<wanted_chunk> todo;
+    std::uint64_t at = 0;
     for (std::size_t c = 0; c < m->chunks.size() && at < stop; ++c) {
-        const auto& chunk = m->chunks[c];
-        const std::uint64_t chunk_end = at + chunk.plain_size;
-        if (chunk_end <= range.offset || chunk.plain_size == 0) { // a stripe outside the range is never read
-            at = chunk_end;
-            continue;
+        const std::uint64_t chunk_end = at + m->chunks[c].plain_size;
+        if (chunk_end > range.offset && m->chunks[c].plain_size > 0) todo.push_back({c, at, {}}); // others are never read
+        at = chunk_end;
+    }
+    if (!m->is_inline)
+        for (auto& t : todo) {
+            auto row = catalog.stripe(m->chunks[t.index].id);
+            if (!row) return io("catalog read failed");
+            if (!*row)
+                return error{errc::data_unavailable, fmt::format("stripe {} is not in the catalog", hex_prefix(m->chunks[t.index].id))};
+            t.locations = std::move((**row).locations);
         }
-        std::span<const std::uint8_t> sealed_bytes;
-        if (m->is_inline) {
-            sealed_bytes = m->inline_data;
-        } else {
-            if (auto r = read_stripe(chunk.id, chunk.stored_size); !r) return r.error();
-            sealed_bytes = std::span(sealed.data(), chunk.stored_size);
-        }
+
+    // Two stages: the helper reads and decodes stripe t + 1 into one buffer while this thread opens and writes
+    // out stripe t from the other. Opening costs several times what reading and decoding do, so the helper
+    // also opens every third stripe itself: the two stages then take about as long.
+    const bool pipelined = config.pipeline && !m->is_inline && todo.size() > 1;
+    auto key_of = [&](std::size_t c) {
         key32 key;
         std::memcpy(key.data(), keys->data() + c * 32, 32);
+        return key;
+    };
+    std::array<signed char, 2> preopened{-1, -1}; // per buffer: -1 left to this thread, 0 failed, 1 authentic
+    auto fetch = [&](std::size_t t, bool open_too) -> detailed_result<void> {
+        const auto& chunk = m->chunks[todo[t].index];
+        auto& b = stripes[t % 2];
+        preopened[t % 2] = -1;
+        auto r = read_stripe(chunk.id, todo[t].locations, chunk.stored_size, b);
+        if (r && open_too)
+            preopened[t % 2] = detail::open_chunk(m->cipher, key_of(todo[t].index), std::span(b.data.data(), chunk.stored_size), b.data.data()) ? 1 : 0;
+        return r;
+    };
+    detailed_result<void> fetched;
+    detail::helper_scope scope(pipelined ? &helper : nullptr); // after what the helper writes
+    detailed_result<void> ready = m->is_inline || todo.empty() ? detailed_result<void>{} : fetch(0, false);
+    std::uint64_t written = 0;
+    for (std::size_t t = 0; t < todo.size(); ++t) {
+        if (!ready) return ready.error();
+        if (pipelined && t + 1 < todo.size()) helper.start([&, t] { fetched = fetch(t + 1, (t + 1) % 3 == 2); });
+        const std::size_t c = todo[t].index;
+        const auto& chunk = m->chunks[c];
+        const std::span<const std::uint8_t> sealed_bytes =
+            m->is_inline ? std::span<const std::uint8_t>(m->inline_data) : std::span(stripes[t % 2].data.data(), chunk.stored_size);
+        const key32 key = key_of(c);
         const std::size_t opened = chunk.stored_size - detail::tag_size;
-        auto& target = chunk.compressed ? packed : plain;
-        if (target.size() < opened) target.resize(opened);
-        bool authentic = detail::open_chunk(m->cipher, key, sealed_bytes, target.data());
+        // A stripe opens in place: no second buffer of the chunk's size to fill and evict the cache with.
+        // Inline data stays in the manifest and opens into a working buffer.
+        auto& inline_target = chunk.compressed ? packed : plain;
+        if (m->is_inline && inline_target.size() < opened) inline_target.resize(opened);
+        std::uint8_t* const opened_at = m->is_inline ? inline_target.data() : stripes[t % 2].data.data();
+        const signed char done = m->is_inline ? -1 : preopened[t % 2];
+        bool authentic = done >= 0 ? done == 1 : detail::open_chunk(m->cipher, key, sealed_bytes, opened_at);
         // A shard can pass its checksum and still be wrong (a faulty or hostile store rewrote it): leave each
-        // shard out in turn until the stripe authenticates.
+        // shard out in turn until the stripe authenticates. Each read refreshes every data fragment, so the
+        // bytes a failed open left behind never count. The helper uses the same stores: let it finish.
+        if (!authentic && pipelined) helper.wait();
         for (unsigned skip = 0; !authentic && !m->is_inline && skip < n(); ++skip)
-            authentic = read_stripe(chunk.id, chunk.stored_size, skip) && detail::open_chunk(m->cipher, key, sealed_bytes, target.data());
+            authentic = read_stripe(chunk.id, todo[t].locations, chunk.stored_size, stripes[t % 2], skip) &&
+                        detail::open_chunk(m->cipher, key, sealed_bytes, opened_at);
         if (!authentic) return error{errc::authentication_failed, fmt::format("chunk {} of '{}' does not authenticate", c, name)};
+        const std::uint8_t* plaintext = opened_at;
         if (chunk.compressed) {
             if (plain.size() < chunk.plain_size) plain.resize(chunk.plain_size);
-            if (!compressor.decompress(std::span(packed.data(), opened), std::span(plain.data(), chunk.plain_size)))
+            if (!compressor.decompress(std::span(opened_at, opened), std::span(plain.data(), chunk.plain_size)))
                 return error{errc::malformed, fmt::format("chunk {} of '{}' does not decompress", c, name)};
+            plaintext = plain.data();
         }
-        const std::uint64_t from = std::max(range.offset, at) - at;
-        const std::uint64_t to = std::min(stop, chunk_end) - at;
-        out.write(reinterpret_cast<const char*>(plain.data() + from), static_cast<std::streamsize>(to - from));
+        const std::uint64_t chunk_end = todo[t].at + chunk.plain_size;
+        const std::uint64_t from = std::max(range.offset, todo[t].at) - todo[t].at;
+        const std::uint64_t to = std::min(stop, chunk_end) - todo[t].at;
+        out.write(reinterpret_cast<const char*>(plaintext + from), static_cast<std::streamsize>(to - from));
         if (!out) return io(fmt::format("writing '{}' to the output failed", name));
         written += to - from;
-        at = chunk_end;
+        if (t + 1 < todo.size() && !m->is_inline) {
+            if (pipelined) {
+                helper.wait();
+                ready = std::move(fetched);
+            } else {
+                ready = fetch(t + 1, false);
+            }
+        }
     }
     return written;
 }
@@ -404,10 +488,11 @@ detailed_result<verify_report> object_store::impl::verify(std::string_view name)
     for (const auto& row : *rows) {
         ++report.stripes;
         const std::size_t frag = fragment(row.stored_size);
-        size_buffers(frag);
+        auto& b = stripes[0];
+        size_buffer(b, frag);
         unsigned intact = 0;
         for (unsigned i = 0; i < n(); ++i) {
-            auto r = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(i, frag), frag));
+            auto r = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag));
             if (r) ++intact;
             else if (r.error() == errc::not_found) ++report.missing_shards;
             else ++report.corrupt_shards;
@@ -418,11 +503,11 @@ detailed_result<verify_report> object_store::impl::verify(std::string_view name)
             check.resize((n() - k()) * frag);
             std::vector<const std::uint8_t*> data(k());
             std::vector<std::uint8_t*> par(n() - k());
-            for (unsigned i = 0; i < k(); ++i) data[i] = slot(i, frag);
+            for (unsigned i = 0; i < k(); ++i) data[i] = slot(b, i, frag);
             for (unsigned i = 0; i < n() - k(); ++i) par[i] = check.data() + i * frag;
             code.encode(frag, data.data(), par.data());
             for (unsigned i = 0; i < n() - k(); ++i)
-                if (std::memcmp(par[i], parity[i].data(), frag) != 0) {
+                if (std::memcmp(par[i], slot(b, k() + i, frag), frag) != 0) {
                     ++report.inconsistent_stripes;
                     break;
                 }
@@ -447,7 +532,8 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
         }
         ++report.stripes;
         const std::size_t frag = fragment(row.stored_size);
-        size_buffers(frag);
+        auto& b = stripes[0];
+        size_buffer(b, frag);
         std::vector<bool> bad(n(), false);
         if (!options.deep) {
             for (unsigned i = 0; i < n(); ++i) {
@@ -457,19 +543,42 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
         }
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
-        // Shallow: stop at k intact shards (exactly k reads when nothing is corrupt). Deep: read them all.
-        for (unsigned i = 0; i < n() && (options.deep || present.size() < k()); ++i) {
-            if (bad[i]) continue;
-            auto r = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(i, frag), frag));
-            ++report.shards_read;
-            if (!r) {
-                bad[i] = true;
-                continue;
+        // Shallow: read k shards, then as many more as failed (exactly k reads when nothing is corrupt). Deep:
+        // read them all. Reading is most of repair's cost; with the pipeline on, the helper reads the first
+        // half of each batch while this thread reads the rest (distinct stores, so each store still sees one
+        // thread at a time).
+        std::vector<unsigned> batch;
+        std::vector<char> intact;
+        for (unsigned next = 0;;) {
+            batch.clear();
+            for (; next < n() && (options.deep || present.size() + batch.size() < k()); ++next)
+                if (!bad[next]) batch.push_back(next);
+            if (batch.empty()) break;
+            intact.assign(batch.size(), 0);
+            auto read = [&](std::size_t from, std::size_t to) {
+                for (std::size_t j = from; j < to; ++j) {
+                    const unsigned i = batch[j];
+                    intact[j] = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag)) ? 1 : 0;
+                }
+            };
+            const std::size_t half = config.pipeline ? batch.size() / 2 : 0;
+            {
+                detail::helper_scope scope(half > 0 ? &helper : nullptr);
+                if (half > 0) helper.start([&] { read(0, half); });
+                read(half, batch.size());
+                if (half > 0) helper.wait();
             }
-            report.bytes_read += frag;
-            if (present.size() < k()) {
-                present.push_back(i);
-                inputs.push_back(slot(i, frag));
+            for (std::size_t j = 0; j < batch.size(); ++j) {
+                ++report.shards_read;
+                if (!intact[j]) {
+                    bad[batch[j]] = true;
+                    continue;
+                }
+                report.bytes_read += frag;
+                if (present.size() < k()) {
+                    present.push_back(batch[j]);
+                    inputs.push_back(slot(b, batch[j], frag));
+                }
             }
         }
         std::vector<unsigned> wanted;

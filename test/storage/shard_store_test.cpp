@@ -84,6 +84,12 @@ TEST_F(ShardStore, TruncationIsDetected) {
     EXPECT_EQ(read(id).error(), errc::truncated);
 }
 
+TEST_F(ShardStore, TrailingBytesAreDetected) {
+    ASSERT_TRUE(store->put(id, payload));
+    std::ofstream(file_of(dir.path(), id), std::ios::binary | std::ios::app) << 'x';
+    EXPECT_EQ(read(id).error(), errc::malformed);
+}
+
 TEST_F(ShardStore, AnotherShardsBytesAreRefused) {
     const shard_id other = id_of(0xab, 4);
     ASSERT_TRUE(store->put(other, payload));

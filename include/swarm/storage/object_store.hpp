@@ -1,5 +1,6 @@
 // Objects over N shard stores: streamed put and get, stat, list, delete with garbage collection, verify and
-// repair. Single process, one thread at a time per object_store.
+// repair. Single process, one thread at a time per object_store (which runs one helper thread of its own,
+// see object_store_config::pipeline).
 //
 // Keys: each chunk is hashed with BLAKE2b keyed by the owner's convergence secret; the chunk id and the chunk's
 // encryption key both derive from that hash, so an edited file re-uploaded by the same owner shares its
@@ -35,6 +36,9 @@ struct object_store_config {
     cipher_suite cipher = cipher_suite::automatic; // recorded per object, so a store may mix suites
     compression_mode compression = compression_mode::automatic;
     std::size_t inline_limit = 16 * 1024; // objects this size or smaller live in their manifest
+    /// Put hashes the next chunk, and get fetches and decodes the next stripe, on a second thread of the store
+    /// while the calling thread finishes the current one. false keeps every step on the calling thread.
+    bool pipeline = true;
 
     detailed_result<void> validate() const;
 };

@@ -21,7 +21,9 @@ struct shard_id {
     friend bool operator==(const shard_id&, const shard_id&) = default;
 };
 
-/// Implementations are used from one thread at a time.
+/// Each store is used from one thread at a time; distinct stores may be used from two threads at once (with
+/// object_store_config::pipeline on, repair reads some shards of a stripe on a helper thread and the rest on
+/// the caller's, and get reads the next stripe on the helper).
 class shard_store {
 public:
     virtual ~shard_store() = default;
