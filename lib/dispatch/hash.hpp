@@ -68,6 +68,12 @@ inline std::uint64_t hash_bytes(const std::byte* p, std::size_t n, std::uint64_t
     return mix(h ^ fold(tail ^ k3, static_cast<std::uint64_t>(n) ^ k0));
 }
 
+/// Chains a block's own hash onto the hash of everything before it: one multiply on the dependency chain,
+/// so the blocks themselves can be hashed independently (the CPU overlaps them) and only this step is serial.
+inline std::uint64_t chain_step(std::uint64_t chain, std::uint64_t block_hash) noexcept {
+    return block_hash ^ fold(chain ^ k1, rotl(block_hash, 23) ^ k2);
+}
+
 inline std::uint64_t hash_string(std::string_view s, std::uint64_t seed = 0) noexcept {
     return hash_bytes(reinterpret_cast<const std::byte*>(s.data()), s.size(), seed);
 }

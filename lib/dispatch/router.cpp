@@ -66,8 +66,10 @@ std::size_t prefix_blocks(const router_config& config, const request_view& reque
     // Seeded with the model: one backend's caches for two models are separate, and so are their records.
     std::uint64_t chain = detail::hash_string(request.model, block_seed);
     for (std::size_t i = 0; i < n; ++i) {
-        // Each block's hash is seeded with its predecessor's, so equal hashes mean equal prefixes.
-        chain = detail::hash_bytes(data + i * block, block, chain);
+        // Each block is hashed on its own (independent work the CPU overlaps: the old seed-chained form
+        // serialised every multiply of the prompt) and then chained onto its predecessor, so equal hashes
+        // still mean equal prefixes.
+        chain = detail::chain_step(chain, detail::hash_bytes(data + i * block, block, block_seed));
         out[i] = chain | 1; // never 0: the prefix index uses 0 for an empty slot
     }
     return n;
@@ -77,6 +79,7 @@ struct router::impl {
     struct model_entry {
         std::string name;
         std::vector<const backend_state*> candidates;
+        std::uint64_t version = 0; // request_context::candidates_version
     };
 
     router_config config;
@@ -88,6 +91,8 @@ struct router::impl {
     std::vector<model_entry> models;
     std::size_t count = 0;
     std::uint32_t next_generation = 1;
+    std::uint64_t next_version = 1; // router-wide, so a model's versions never repeat
+    std::size_t unusable = 0;       // backends unhealthy or ejected: while 0, route() skips the health pass
     bool any_uses_blocks = false;
 
     // Scratch space reused by every route(): no allocation per request once grown.
@@ -114,6 +119,7 @@ struct router::impl {
             auto& list = models[it->second].candidates;
             if (std::find(list.begin(), list.end(), s) != list.end()) continue; // a model listed twice
             list.insert(std::upper_bound(list.begin(), list.end(), s, candidate_less), s);
+            models[it->second].version = next_version++;
         }
     }
 
@@ -124,6 +130,7 @@ struct router::impl {
             if (it == model_index.end()) continue;
             auto& list = models[it->second].candidates;
             list.erase(std::remove(list.begin(), list.end(), s), list.end());
+            models[it->second].version = next_version++;
         }
     }
 
@@ -176,6 +183,7 @@ detailed_result<backend_ref> router::add(backend b) {
     s->generation = generation;
     d.by_id.emplace(s->info.id, slot);
     d.link(s.get());
+    d.unusable += s->usable() ? 0 : 1;
     d.slots[slot] = std::move(s);
     ++d.count;
     return backend_ref{slot, generation};
@@ -188,7 +196,9 @@ detailed_result<backend_ref> router::update(backend b) {
     if (!s) return error{errc::not_found, fmt::format("backend '{}' is not present", b.id)};
     const bool relink = s->info.models != b.models;
     if (relink) d.unlink(s);
+    d.unusable -= s->usable() ? 0 : 1;
     s->info = std::move(b);
+    d.unusable += s->usable() ? 0 : 1;
     if (relink) d.link(s);
     return backend_ref{s->slot, s->generation};
 }
@@ -201,6 +211,7 @@ result<void> router::remove(std::string_view id) {
     std::unique_ptr<backend_state> s = std::move(d.slots[slot]);
     d.unlink(s.get());
     d.forget(*s);
+    d.unusable -= s->usable() ? 0 : 1;
     d.by_id.erase(it);
     d.free_slots.push_back(slot);
     --d.count;
@@ -210,8 +221,10 @@ result<void> router::remove(std::string_view id) {
 result<void> router::set_health(std::string_view id, bool healthy, bool ejected) {
     backend_state* s = impl_->lookup(id);
     if (!s) return make_error_code(errc::not_found);
+    impl_->unusable -= s->usable() ? 0 : 1;
     s->info.healthy = healthy;
     s->info.ejected = ejected;
+    impl_->unusable += s->usable() ? 0 : 1;
     return {};
 }
 
@@ -237,6 +250,7 @@ detailed_result<route_decision> router::route(const request_view& request) {
     request_context ctx;
     ctx.request = &request;
     ctx.model_index = mit->second;
+    ctx.candidates_version = entry.version;
     const std::size_t nblocks =
         prefix_blocks(d.config, request, std::span{d.blocks}.first(d.any_uses_blocks ? d.blocks.size() : 1));
     ctx.blocks = std::span<const std::uint64_t>{d.blocks.data(), d.any_uses_blocks ? nblocks : 0};
@@ -259,12 +273,17 @@ detailed_result<route_decision> router::route(const request_view& request) {
     const std::span<double> total{d.total.data(), n};
     const std::span<double> partial{d.partial.data(), n};
     std::size_t usable = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const bool ok = candidates[i]->usable();
-        verdicts[i] = ok ? verdict::preferred : verdict::excluded;
-        usable += ok ? 1 : 0;
-        total[i] = 0.0;
+    if (d.unusable == 0) {
+        std::fill(verdicts.begin(), verdicts.end(), verdict::preferred);
+        usable = n;
+    } else {
+        for (std::size_t i = 0; i < n; ++i) {
+            const bool ok = candidates[i]->usable();
+            verdicts[i] = ok ? verdict::preferred : verdict::excluded;
+            usable += ok ? 1 : 0;
+        }
     }
+    std::fill(total.begin(), total.end(), 0.0);
     if (usable == 0)
         return error{errc::unreachable,
                      fmt::format("all {} backends of model '{}' are unhealthy or ejected", n, request.model)};
@@ -272,6 +291,11 @@ detailed_result<route_decision> router::route(const request_view& request) {
     for (const auto& st : d.pipeline) {
         if (st.weight == 1.0) {
             st.policy->score(ctx, candidates, verdicts, total);
+            continue;
+        }
+        if (st.weight == 0.0) {
+            // Only its verdicts count: the scores land in scratch space nobody reads, unzeroed.
+            st.policy->score(ctx, candidates, verdicts, partial);
             continue;
         }
         std::fill(partial.begin(), partial.end(), 0.0);
@@ -287,12 +311,21 @@ detailed_result<route_decision> router::route(const request_view& request) {
     std::array<std::size_t, router_config::max_fallback_limit + 1> top{};
     const std::size_t want = std::size_t{d.config.max_fallbacks} + 1;
     std::size_t ntop = 0;
+    // Once the list is full, most candidates lose to its last entry; that entry's verdict and score are kept
+    // in registers so the common case is two compares.
+    verdict last_verdict = verdict::excluded;
+    double last_score = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
-        if (verdicts[i] == verdict::excluded) continue;
-        if (ntop == want && !better(i, top[ntop - 1])) continue;
+        const verdict v = verdicts[i];
+        if (v > last_verdict || (v == last_verdict && !(total[i] > last_score))) continue;
+        if (v == verdict::excluded) continue;
         std::size_t j = ntop < want ? ntop++ : want - 1;
         for (; j > 0 && better(i, top[j - 1]); --j) top[j] = top[j - 1];
         top[j] = i;
+        if (ntop == want) {
+            last_verdict = verdicts[top[ntop - 1]];
+            last_score = total[top[ntop - 1]];
+        }
     }
     if (ntop == 0)
         return error{errc::unreachable, fmt::format("every backend of model '{}' was excluded by the policy", request.model)};
