@@ -80,7 +80,8 @@ inline std::uint64_t hash_string(std::string_view s, std::uint64_t seed = 0) noe
 
 /// Rendezvous weight of `backend_key` for `key`, in [0, 1).
 inline double rendezvous(std::uint64_t key, std::uint64_t backend_key) noexcept {
-    return static_cast<double>(mix(key ^ backend_key) >> 11) * 0x1.0p-53;
+    // Through int64 (53 bits fit): one signed conversion instruction, where an unsigned one is a branchy sequence.
+    return static_cast<double>(static_cast<std::int64_t>(mix(key ^ backend_key) >> 11)) * 0x1.0p-53;
 }
 
 } // namespace swarm::inline v0::dispatch::detail
