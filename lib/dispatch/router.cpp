@@ -79,7 +79,8 @@ struct router::impl {
     struct model_entry {
         std::string name;
         std::vector<const backend_state*> candidates;
-        std::uint64_t version = 0; // request_context::candidates_version
+        std::vector<std::uint32_t> loads; // request_context::loads, parallel to candidates
+        std::uint64_t version = 0;        // request_context::candidates_version
     };
 
     router_config config;
@@ -89,6 +90,8 @@ struct router::impl {
     string_map<std::uint32_t> by_id;
     string_map<std::uint32_t> model_index;
     std::vector<model_entry> models;
+    // By slot: the (model index, candidate position) pairs where the backend's load is mirrored.
+    std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> places;
     std::size_t count = 0;
     std::uint32_t next_generation = 1;
     std::uint64_t next_version = 1; // router-wide, so a model's versions never repeat
@@ -112,25 +115,53 @@ struct router::impl {
         return s && s->generation == b.generation ? s : nullptr;
     }
 
+    static std::uint32_t load_of(const backend_state& s) noexcept {
+        const std::uint64_t l = std::uint64_t{s.in_flight} + s.info.queued;
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(l, std::numeric_limits<std::uint32_t>::max()));
+    }
+
+    // After a model's candidate list changed: positions moved, so rewrite its loads and every candidate's place.
+    void reindex(std::uint32_t m) {
+        model_entry& e = models[m];
+        e.version = next_version++;
+        e.loads.resize(e.candidates.size());
+        for (std::size_t p = 0; p < e.candidates.size(); ++p) {
+            const backend_state* c = e.candidates[p];
+            e.loads[p] = load_of(*c);
+            auto& pl = places[c->slot];
+            auto it = std::find_if(pl.begin(), pl.end(), [m](const auto& x) { return x.first == m; });
+            if (it == pl.end()) pl.emplace_back(m, static_cast<std::uint32_t>(p));
+            else it->second = static_cast<std::uint32_t>(p);
+        }
+    }
+
+    // The backend's load changed: mirror it wherever it is a candidate.
+    void sync_load(const backend_state& s) noexcept {
+        const std::uint32_t l = load_of(s);
+        for (const auto& [m, p] : places[s.slot]) models[m].loads[p] = l;
+    }
+
     void link(backend_state* s) {
+        if (places.size() <= s->slot) places.resize(std::size_t{s->slot} + 1);
         for (const auto& m : s->info.models) {
             auto [it, fresh] = model_index.try_emplace(m, static_cast<std::uint32_t>(models.size()));
-            if (fresh) models.push_back({m, {}});
+            if (fresh) models.push_back({m, {}, {}, 0});
             auto& list = models[it->second].candidates;
             if (std::find(list.begin(), list.end(), s) != list.end()) continue; // a model listed twice
             list.insert(std::upper_bound(list.begin(), list.end(), s, candidate_less), s);
-            models[it->second].version = next_version++;
+            reindex(it->second);
         }
     }
 
     void unlink(const backend_state* s) {
         // Model entries stay (their index is scorer state); an emptied one routes to not_found.
+        places[s->slot].clear();
         for (const auto& m : s->info.models) {
             auto it = model_index.find(m);
             if (it == model_index.end()) continue;
             auto& list = models[it->second].candidates;
             list.erase(std::remove(list.begin(), list.end(), s), list.end());
-            models[it->second].version = next_version++;
+            reindex(it->second);
         }
     }
 
@@ -200,6 +231,7 @@ detailed_result<backend_ref> router::update(backend b) {
     s->info = std::move(b);
     d.unusable += s->usable() ? 0 : 1;
     if (relink) d.link(s);
+    d.sync_load(*s); // the reported queue may have changed
     return backend_ref{s->slot, s->generation};
 }
 
@@ -234,6 +266,7 @@ result<void> router::set_reported_load(std::string_view id, std::uint32_t queued
     if (!(kv_cache_usage >= 0.0 && kv_cache_usage <= 1.0)) return make_error_code(errc::invalid_argument);
     s->info.queued = queued;
     s->info.kv_cache_usage = kv_cache_usage;
+    impl_->sync_load(*s);
     return {};
 }
 
@@ -251,6 +284,7 @@ detailed_result<route_decision> router::route(const request_view& request) {
     ctx.request = &request;
     ctx.model_index = mit->second;
     ctx.candidates_version = entry.version;
+    ctx.loads = entry.loads;
     const std::size_t nblocks =
         prefix_blocks(d.config, request, std::span{d.blocks}.first(d.any_uses_blocks ? d.blocks.size() : 1));
     ctx.blocks = std::span<const std::uint64_t>{d.blocks.data(), d.any_uses_blocks ? nblocks : 0};
@@ -344,6 +378,7 @@ bool router::on_start(backend_ref b) {
     backend_state* s = impl_->at(b);
     if (!s) return false;
     ++s->in_flight;
+    impl_->sync_load(*s);
     return true;
 }
 
@@ -351,6 +386,7 @@ bool router::on_finish(backend_ref b, bool ok, std::chrono::nanoseconds latency)
     backend_state* s = impl_->at(b);
     if (!s) return false;
     if (s->in_flight > 0) --s->in_flight;
+    impl_->sync_load(*s);
     if (ok) {
         ++s->completed;
         s->latency_ewma = s->completed == 1 ? latency : s->latency_ewma + (latency - s->latency_ewma) / 8;

@@ -24,6 +24,17 @@ verdict best_verdict(std::span<const verdict> verdicts) noexcept {
     return best;
 }
 
+// The candidates' loads as one dense array: the router's, or (for a host calling score() without one) gathered
+// into `scratch`.
+std::span<const std::uint32_t> dense_loads(const request_context& ctx, std::span<const backend_state* const> candidates,
+                                           std::vector<std::uint32_t>& scratch) {
+    if (ctx.loads.size() == candidates.size()) return ctx.loads;
+    scratch.resize(candidates.size());
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+        scratch[i] = static_cast<std::uint32_t>(std::min(candidates[i]->load(), 4294967295.0));
+    return scratch;
+}
+
 class round_robin_scorer final : public scorer {
 public:
     std::string_view name() const noexcept override { return "round_robin"; }
@@ -56,10 +67,14 @@ private:
 class least_outstanding_scorer final : public scorer {
 public:
     std::string_view name() const noexcept override { return "least_outstanding"; }
-    void score(const request_context&, std::span<const backend_state* const> candidates, std::span<verdict>,
+    void score(const request_context& ctx, std::span<const backend_state* const> candidates, std::span<verdict>,
                std::span<double> scores) override {
-        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= candidates[i]->load();
+        const std::span<const std::uint32_t> loads = dense_loads(ctx, candidates, loads_);
+        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= static_cast<double>(loads[i]);
     }
+
+private:
+    std::vector<std::uint32_t> loads_;
 };
 
 class kv_cache_headroom_scorer final : public scorer {
@@ -134,32 +149,32 @@ public:
     explicit bounded_load_scorer(bounded_load_options o) : o_(o) {}
     std::string_view name() const noexcept override { return "bounded_load"; }
 
-    void score(const request_context&, std::span<const backend_state* const> candidates,
+    void score(const request_context& ctx, std::span<const backend_state* const> candidates,
                std::span<verdict> verdicts, std::span<double>) override {
-        // Loads are whole numbers: gather them once (the only pass that follows the candidate pointers) in
-        // integers, branch-free, then filter over the contiguous copy.
+        // Loads are whole numbers, read from the router's dense array (or gathered once when a host calls
+        // without it): both passes are branch-free over contiguous integers.
         const std::size_t n = candidates.size();
-        if (loads_.size() < n) loads_.resize(n);
+        const std::span<const std::uint32_t> loads = dense_loads(ctx, candidates, loads_);
         std::uint32_t least = std::numeric_limits<std::uint32_t>::max();
         std::uint64_t sum = 0;
-        std::size_t count = 0;
+        std::uint32_t count = 0;
         for (std::size_t i = 0; i < n; ++i) {
-            const std::uint32_t l = candidates[i]->in_flight + candidates[i]->info.queued;
-            const bool preferred = verdicts[i] == verdict::preferred;
-            loads_[i] = l;
-            least = std::min(least, preferred ? l : std::numeric_limits<std::uint32_t>::max());
-            sum += preferred ? l : 0;
-            count += preferred ? 1 : 0;
+            // Masks rather than branches, so the compiler can vectorise the pass.
+            const std::uint32_t keep = 0U - static_cast<std::uint32_t>(verdicts[i] == verdict::preferred);
+            least = std::min(least, loads[i] | ~keep);
+            sum += loads[i] & keep;
+            count += keep & 1U;
         }
         if (count == 0) return;
         const double limit = static_cast<double>(least) +
                              std::max(o_.slack_requests, o_.slack_fraction * static_cast<double>(sum) / static_cast<double>(count));
         // A whole-number load exceeds `limit` exactly when it exceeds floor(limit).
         const auto bound = static_cast<std::uint32_t>(std::min(std::floor(limit), 4294967295.0));
-        for (std::size_t i = 0; i < n; ++i) {
-            const bool demote = verdicts[i] == verdict::preferred && loads_[i] > bound;
-            verdicts[i] = demote ? verdict::fallback : verdicts[i];
-        }
+        // preferred (0) becomes fallback (1) by adding 1 where it is over the bound.
+        static_assert(static_cast<int>(verdict::preferred) == 0 && static_cast<int>(verdict::fallback) == 1);
+        auto* v = reinterpret_cast<std::uint8_t*>(verdicts.data());
+        for (std::size_t i = 0; i < n; ++i)
+            v[i] = static_cast<std::uint8_t>(v[i] + static_cast<std::uint8_t>(v[i] == 0 && loads[i] > bound));
     }
 
 private:

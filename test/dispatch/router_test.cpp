@@ -550,3 +550,39 @@ TEST(dispatch_router, health_changes_take_effect_on_the_next_decision) {
     }
     EXPECT_EQ(seen, (std::set<std::string>{"b0", "b2"}));
 }
+
+TEST(dispatch_router, load_counts_follow_a_backend_across_models_and_set_changes) {
+    // The router mirrors each backend's load into a dense array per model; a backend serving two models, a
+    // reported queue set through update(), and candidates shifting position on add/remove must all show.
+    auto r = sd::router::create({}, {{sd::least_outstanding(), 1.0}});
+    ASSERT_TRUE(r.has_value());
+    auto both = make_backend("both");
+    both.models = {"a", "b"};
+    ASSERT_TRUE(r->add(both).has_value());
+    ASSERT_TRUE(r->add(make_backend("only-b", "b")).has_value());
+    // Two requests for model a land on "both" (its only backend): model b must now prefer "only-b".
+    for (int i = 0; i < 2; ++i) {
+        auto d = r->route(text_request("x", "a"));
+        ASSERT_TRUE(d.has_value());
+        r->on_start(d->chosen);
+    }
+    EXPECT_EQ(chosen_id(*r, text_request("x", "b")), "only-b");
+    // A reported queue of 5 on "only-b" (through update) makes "both" (2 in flight) the lighter one.
+    auto ob = make_backend("only-b", "b");
+    ob.queued = 5;
+    ASSERT_TRUE(r->update(ob).has_value());
+    EXPECT_EQ(chosen_id(*r, text_request("x", "b")), "both");
+    // New backends shift positions; the loads stay with their backends.
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(r->add(make_backend("n" + std::to_string(i), "b")).has_value());
+    for (int i = 0; i < 6; ++i) {
+        auto d = r->route(text_request("x", "b"));
+        ASSERT_TRUE(d.has_value());
+        const std::string id = r->find(d->chosen)->info.id;
+        EXPECT_EQ(id.front(), 'n') << "an idle new backend beats the loaded ones, got " << id;
+        r->on_start(d->chosen);
+    }
+    ASSERT_TRUE(r->remove("n0").has_value());
+    ASSERT_TRUE(r->set_reported_load("only-b", 0, 0.0).has_value());
+    // Every n* has one request, "both" two, "only-b" none now.
+    EXPECT_EQ(chosen_id(*r, text_request("x", "b")), "only-b");
+}

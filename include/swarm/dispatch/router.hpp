@@ -97,6 +97,10 @@ struct request_context {
     // only then: a scorer may cache what it derives from the candidates (ids' keys, slot -> position) per
     // model and rebuild it when this differs. Never 0.
     std::uint64_t candidates_version = 0;
+    // Parallel to the candidates: each one's load() (in flight + queued, saturated at 2^32 - 1), kept by the
+    // router in one dense array so load-aware passes read it without following a pointer per candidate. Empty
+    // when a host calls score() itself without one.
+    std::span<const std::uint32_t> loads;
 };
 
 enum class verdict : std::uint8_t { preferred = 0, fallback = 1, excluded = 2 };
