@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -94,7 +95,6 @@ struct router::impl {
     std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> places;
     std::size_t count = 0;
     std::uint32_t next_generation = 1;
-    std::uint64_t next_version = 1; // router-wide, so a model's versions never repeat
     std::size_t unusable = 0;       // backends unhealthy or ejected: while 0, route() skips the health pass
     bool any_uses_blocks = false;
 
@@ -123,7 +123,9 @@ struct router::impl {
     // After a model's candidate list changed: positions moved, so rewrite its loads and every candidate's place.
     void reindex(std::uint32_t m) {
         model_entry& e = models[m];
-        e.version = next_version++;
+        // Process-wide, so versions never repeat even across routers (a host might share a scorer between two).
+        static std::atomic<std::uint64_t> next_version{1};
+        e.version = next_version.fetch_add(1, std::memory_order_relaxed);
         e.loads.resize(e.candidates.size());
         for (std::size_t p = 0; p < e.candidates.size(); ++p) {
             const backend_state* c = e.candidates[p];

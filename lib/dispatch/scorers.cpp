@@ -288,7 +288,8 @@ private:
     const model_cache& cache_for(const request_context& ctx, std::span<const backend_state* const> candidates) {
         if (ctx.model_index >= models_.size()) models_.resize(std::size_t{ctx.model_index} + 1);
         model_cache& mc = models_[ctx.model_index];
-        if (mc.version == ctx.candidates_version && ctx.candidates_version != 0) return mc;
+        if (mc.version == ctx.candidates_version && ctx.candidates_version != 0 && mc.keys.size() == candidates.size())
+            return mc;
         mc.version = ctx.candidates_version;
         mc.keys.resize(candidates.size());
         std::uint32_t max_slot = 0;

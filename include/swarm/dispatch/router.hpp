@@ -95,7 +95,7 @@ struct request_context {
     std::uint64_t session_hash = 0;          // hash of the session key; 0 when there is none
     // Changes whenever the model's candidate list does (a backend added, removed, or its models changed), and
     // only then: a scorer may cache what it derives from the candidates (ids' keys, slot -> position) per
-    // model and rebuild it when this differs. Never 0.
+    // model and rebuild it when this differs. Never 0, and never reused, even by another router.
     std::uint64_t candidates_version = 0;
     // Parallel to the candidates: each one's load() (in flight + queued, saturated at 2^32 - 1), kept by the
     // router in one dense array so load-aware passes read it without following a pointer per candidate. Empty
