@@ -37,7 +37,7 @@ def prerequisites_missing():
     if int(version.lstrip("v").split(".")[0] or 0) < 20:
         return f"node {version} is too old: node-llama-cpp 3.22.1 needs node 20 or later"
     if not os.path.isdir(os.path.join(HERE, "node_modules", "node-llama-cpp")):
-        return "test/llama/node_modules is missing: run scripts/install-deps (npm ci --omit=optional in test/llama)"
+        return "test/llama/node_modules is missing: run scripts/install-deps (npm install --omit=optional in test/llama)"
     if openai is None:
         return "the openai Python package is missing: run scripts/install-deps (pip install openai)"
     return None
