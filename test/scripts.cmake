@@ -13,3 +13,12 @@ if(SWARM_PYTHON3)
             --gateway ${PROJECT_BINARY_DIR}/samples/swarm_gateway -v)
   set_tests_properties(llama_backend PROPERTIES LABELS llama TIMEOUT 300 SKIP_RETURN_CODE 77)
 endif()
+
+# The dispatch side-by-side benchmark's stub backend and load generator (bench/dispatch_stub, bench/dispatch_load):
+# they serve and measure on loopback, and refuse bad command lines.
+if(SWARM_BUILD_BENCH AND SWARM_PYTHON3)
+  add_test(NAME dispatch_bench_tools
+    COMMAND ${SWARM_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dispatch_tools/test_tools.py
+            $<TARGET_FILE:swarm_bench_dispatch_stub> $<TARGET_FILE:swarm_bench_dispatch_load>)
+  set_tests_properties(dispatch_bench_tools PROPERTIES LABELS dispatch TIMEOUT 120)
+endif()

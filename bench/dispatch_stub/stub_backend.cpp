@@ -149,7 +149,16 @@ int main(int argc, char** argv) {
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(o.host, ec);
     if (ec) return usage("bad listen address");
-    tcp::acceptor acceptor(io, {address, o.port});
+    tcp::acceptor acceptor(io);
+    const tcp::endpoint where{address, o.port};
+    acceptor.open(where.protocol(), ec);
+    if (!ec) acceptor.bind(where, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        std::fprintf(stderr, "swarm_bench_dispatch_stub: cannot listen on %s:%u: %s\n", o.host.c_str(), o.port,
+                     ec.message().c_str());
+        return 1;
+    }
     const auto port = acceptor.local_endpoint().port();
     if (!o.port_file.empty()) std::ofstream(o.port_file) << port << "\n";
     fmt::print("listening on {}:{}\n", o.host, port);
