@@ -1,7 +1,7 @@
 // Dispatch router: decision latency, and a prefix-affinity simulation against round-robin, least-load and an
 // oracle.
 //
-//   swarm_bench_dispatch latency [--quick] [--only-backends N] [--only-kb K]
+//   swarm_bench_dispatch latency [--quick] [--only-backends N] [--only-kb K] [--only-policy prefix|least|rr]
 //                                              p50/p99 of route() over 8..10,000 backends, prompts 1..32 KB
 //   swarm_bench_dispatch sim [--requests N] [--backends B] [--groups G] [--zipf S] [--capacity C] [--seed X]
 //   swarm_bench_dispatch                       both
@@ -81,7 +81,7 @@ sd::router build_router(std::vector<sd::stage> pipeline, std::size_t backends) {
 
 // ---- decision latency ------------------------------------------------------------------------------------
 
-void latency(bool quick, std::size_t only_backends, std::size_t only_kb) {
+void latency(bool quick, std::size_t only_backends, std::size_t only_kb, std::string_view only_policy) {
     fmt::print("## decision latency (one thread, Release)\n\n");
     fmt::print("| policy | backends | prompt | p50 us | p99 us | mean us |\n|---|---|---|---|---|---|\n");
     const std::size_t measured = quick ? 5000 : 30000;
@@ -101,9 +101,11 @@ void latency(bool quick, std::size_t only_backends, std::size_t only_kb) {
                 std::vector<sd::stage> pipeline;
             };
             std::vector<named> policies;
-            policies.push_back({"prefix affinity + bounded load", sd::prefix_affinity_pipeline()});
-            policies.push_back({"least outstanding", {{sd::least_outstanding(), 1.0}}});
-            policies.push_back({"round robin", {{sd::round_robin(), 1.0}}});
+            if (only_policy.empty() || only_policy == "prefix")
+                policies.push_back({"prefix affinity + bounded load", sd::prefix_affinity_pipeline()});
+            if (only_policy.empty() || only_policy == "least")
+                policies.push_back({"least outstanding", {{sd::least_outstanding(), 1.0}}});
+            if (only_policy.empty() || only_policy == "rr") policies.push_back({"round robin", {{sd::round_robin(), 1.0}}});
             for (auto& p : policies) {
                 auto router = build_router(std::move(p.pipeline), backends);
                 // Keep about two requests outstanding per backend (at most 4096), so load signals move.
@@ -346,6 +348,7 @@ void sim(const sim_options& o) {
 int main(int argc, char** argv) {
     bool quick = false, run_latency = true, run_sim = true;
     std::size_t only_backends = 0, only_kb = 0;
+    std::string only_policy;
     sim_options o;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
@@ -355,6 +358,7 @@ int main(int argc, char** argv) {
         else if (a == "--quick") quick = true;
         else if (a == "--only-backends") only_backends = std::stoul(next());
         else if (a == "--only-kb") only_kb = std::stoul(next());
+        else if (a == "--only-policy") only_policy = next();
         else if (a == "--requests") o.requests = std::stoul(next());
         else if (a == "--backends") o.backends = std::stoul(next());
         else if (a == "--groups") o.groups = std::stoul(next());
@@ -368,7 +372,7 @@ int main(int argc, char** argv) {
         }
     }
     if (quick) o.requests = std::min<std::size_t>(o.requests, 10000);
-    if (run_latency) latency(quick, only_backends, only_kb);
+    if (run_latency) latency(quick, only_backends, only_kb, only_policy);
     if (run_sim) sim(o);
     return 0;
 }

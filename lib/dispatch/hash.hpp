@@ -68,13 +68,25 @@ inline std::uint64_t hash_bytes(const std::byte* p, std::size_t n, std::uint64_t
     return mix(h ^ fold(tail ^ k3, static_cast<std::uint64_t>(n) ^ k0));
 }
 
+/// Chains a block's own hash onto the hash of everything before it: one multiply on the dependency chain,
+/// so the blocks themselves can be hashed independently (the CPU overlaps them) and only this step is serial.
+inline std::uint64_t chain_step(std::uint64_t chain, std::uint64_t block_hash) noexcept {
+    return block_hash ^ fold(chain ^ k1, rotl(block_hash, 23) ^ k2);
+}
+
 inline std::uint64_t hash_string(std::string_view s, std::uint64_t seed = 0) noexcept {
     return hash_bytes(reinterpret_cast<const std::byte*>(s.data()), s.size(), seed);
 }
 
-/// Rendezvous weight of `backend_key` for `key`, in [0, 1).
+/// Rendezvous weight of `backend_key` for `key`, in [0, 1). Computed for every candidate of every request, so it
+/// is a reduced mix(): both keys are already hashes, and two multiply rounds (the xorshift between them folds
+/// the high half into the low one) carry every input bit into the top 53 bits that become the weight.
 inline double rendezvous(std::uint64_t key, std::uint64_t backend_key) noexcept {
-    return static_cast<double>(mix(key ^ backend_key) >> 11) * 0x1.0p-53;
+    std::uint64_t x = (key ^ backend_key) * k1;
+    x ^= x >> 32;
+    x *= k2;
+    // Through int64 (53 bits fit): one signed conversion instruction, where an unsigned one is a branchy sequence.
+    return static_cast<double>(static_cast<std::int64_t>(x >> 11)) * 0x1.0p-53;
 }
 
 } // namespace swarm::inline v0::dispatch::detail

@@ -45,6 +45,9 @@ public:
         }
     }
 
+    /// Starts loading the line find(hash) will read first.
+    void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&table_[home(hash)]); }
+
     /// Whether `slot` holds `hash` with a record young enough that touch() would skip it.
     bool recent(std::uint32_t slot, std::uint64_t hash) const noexcept {
         if (slot >= logs_.size()) return false;

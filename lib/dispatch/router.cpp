@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -66,8 +67,10 @@ std::size_t prefix_blocks(const router_config& config, const request_view& reque
     // Seeded with the model: one backend's caches for two models are separate, and so are their records.
     std::uint64_t chain = detail::hash_string(request.model, block_seed);
     for (std::size_t i = 0; i < n; ++i) {
-        // Each block's hash is seeded with its predecessor's, so equal hashes mean equal prefixes.
-        chain = detail::hash_bytes(data + i * block, block, chain);
+        // Each block is hashed on its own (independent work the CPU overlaps: the old seed-chained form
+        // serialised every multiply of the prompt) and then chained onto its predecessor, so equal hashes
+        // still mean equal prefixes.
+        chain = detail::chain_step(chain, detail::hash_bytes(data + i * block, block, block_seed));
         out[i] = chain | 1; // never 0: the prefix index uses 0 for an empty slot
     }
     return n;
@@ -77,6 +80,8 @@ struct router::impl {
     struct model_entry {
         std::string name;
         std::vector<const backend_state*> candidates;
+        std::vector<std::uint32_t> loads; // request_context::loads, parallel to candidates
+        std::uint64_t version = 0;        // request_context::candidates_version
     };
 
     router_config config;
@@ -86,8 +91,11 @@ struct router::impl {
     string_map<std::uint32_t> by_id;
     string_map<std::uint32_t> model_index;
     std::vector<model_entry> models;
+    // By slot: the (model index, candidate position) pairs where the backend's load is mirrored.
+    std::vector<std::vector<std::pair<std::uint32_t, std::uint32_t>>> places;
     std::size_t count = 0;
     std::uint32_t next_generation = 1;
+    std::size_t unusable = 0;       // backends unhealthy or ejected: while 0, route() skips the health pass
     bool any_uses_blocks = false;
 
     // Scratch space reused by every route(): no allocation per request once grown.
@@ -107,23 +115,55 @@ struct router::impl {
         return s && s->generation == b.generation ? s : nullptr;
     }
 
+    static std::uint32_t load_of(const backend_state& s) noexcept {
+        const std::uint64_t l = std::uint64_t{s.in_flight} + s.info.queued;
+        return static_cast<std::uint32_t>(std::min<std::uint64_t>(l, std::numeric_limits<std::uint32_t>::max()));
+    }
+
+    // After a model's candidate list changed: positions moved, so rewrite its loads and every candidate's place.
+    void reindex(std::uint32_t m) {
+        model_entry& e = models[m];
+        // Process-wide, so versions never repeat even across routers (a host might share a scorer between two).
+        static std::atomic<std::uint64_t> next_version{1};
+        e.version = next_version.fetch_add(1, std::memory_order_relaxed);
+        e.loads.resize(e.candidates.size());
+        for (std::size_t p = 0; p < e.candidates.size(); ++p) {
+            const backend_state* c = e.candidates[p];
+            e.loads[p] = load_of(*c);
+            auto& pl = places[c->slot];
+            auto it = std::find_if(pl.begin(), pl.end(), [m](const auto& x) { return x.first == m; });
+            if (it == pl.end()) pl.emplace_back(m, static_cast<std::uint32_t>(p));
+            else it->second = static_cast<std::uint32_t>(p);
+        }
+    }
+
+    // The backend's load changed: mirror it wherever it is a candidate.
+    void sync_load(const backend_state& s) noexcept {
+        const std::uint32_t l = load_of(s);
+        for (const auto& [m, p] : places[s.slot]) models[m].loads[p] = l;
+    }
+
     void link(backend_state* s) {
+        if (places.size() <= s->slot) places.resize(std::size_t{s->slot} + 1);
         for (const auto& m : s->info.models) {
             auto [it, fresh] = model_index.try_emplace(m, static_cast<std::uint32_t>(models.size()));
-            if (fresh) models.push_back({m, {}});
+            if (fresh) models.push_back({m, {}, {}, 0});
             auto& list = models[it->second].candidates;
             if (std::find(list.begin(), list.end(), s) != list.end()) continue; // a model listed twice
             list.insert(std::upper_bound(list.begin(), list.end(), s, candidate_less), s);
+            reindex(it->second);
         }
     }
 
     void unlink(const backend_state* s) {
         // Model entries stay (their index is scorer state); an emptied one routes to not_found.
+        places[s->slot].clear();
         for (const auto& m : s->info.models) {
             auto it = model_index.find(m);
             if (it == model_index.end()) continue;
             auto& list = models[it->second].candidates;
             list.erase(std::remove(list.begin(), list.end(), s), list.end());
+            reindex(it->second);
         }
     }
 
@@ -176,6 +216,7 @@ detailed_result<backend_ref> router::add(backend b) {
     s->generation = generation;
     d.by_id.emplace(s->info.id, slot);
     d.link(s.get());
+    d.unusable += s->usable() ? 0 : 1;
     d.slots[slot] = std::move(s);
     ++d.count;
     return backend_ref{slot, generation};
@@ -188,8 +229,11 @@ detailed_result<backend_ref> router::update(backend b) {
     if (!s) return error{errc::not_found, fmt::format("backend '{}' is not present", b.id)};
     const bool relink = s->info.models != b.models;
     if (relink) d.unlink(s);
+    d.unusable -= s->usable() ? 0 : 1;
     s->info = std::move(b);
+    d.unusable += s->usable() ? 0 : 1;
     if (relink) d.link(s);
+    d.sync_load(*s); // the reported queue may have changed
     return backend_ref{s->slot, s->generation};
 }
 
@@ -201,6 +245,7 @@ result<void> router::remove(std::string_view id) {
     std::unique_ptr<backend_state> s = std::move(d.slots[slot]);
     d.unlink(s.get());
     d.forget(*s);
+    d.unusable -= s->usable() ? 0 : 1;
     d.by_id.erase(it);
     d.free_slots.push_back(slot);
     --d.count;
@@ -210,8 +255,10 @@ result<void> router::remove(std::string_view id) {
 result<void> router::set_health(std::string_view id, bool healthy, bool ejected) {
     backend_state* s = impl_->lookup(id);
     if (!s) return make_error_code(errc::not_found);
+    impl_->unusable -= s->usable() ? 0 : 1;
     s->info.healthy = healthy;
     s->info.ejected = ejected;
+    impl_->unusable += s->usable() ? 0 : 1;
     return {};
 }
 
@@ -221,6 +268,7 @@ result<void> router::set_reported_load(std::string_view id, std::uint32_t queued
     if (!(kv_cache_usage >= 0.0 && kv_cache_usage <= 1.0)) return make_error_code(errc::invalid_argument);
     s->info.queued = queued;
     s->info.kv_cache_usage = kv_cache_usage;
+    impl_->sync_load(*s);
     return {};
 }
 
@@ -237,6 +285,8 @@ detailed_result<route_decision> router::route(const request_view& request) {
     request_context ctx;
     ctx.request = &request;
     ctx.model_index = mit->second;
+    ctx.candidates_version = entry.version;
+    ctx.loads = entry.loads;
     const std::size_t nblocks =
         prefix_blocks(d.config, request, std::span{d.blocks}.first(d.any_uses_blocks ? d.blocks.size() : 1));
     ctx.blocks = std::span<const std::uint64_t>{d.blocks.data(), d.any_uses_blocks ? nblocks : 0};
@@ -259,12 +309,17 @@ detailed_result<route_decision> router::route(const request_view& request) {
     const std::span<double> total{d.total.data(), n};
     const std::span<double> partial{d.partial.data(), n};
     std::size_t usable = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        const bool ok = candidates[i]->usable();
-        verdicts[i] = ok ? verdict::preferred : verdict::excluded;
-        usable += ok ? 1 : 0;
-        total[i] = 0.0;
+    if (d.unusable == 0) {
+        std::fill(verdicts.begin(), verdicts.end(), verdict::preferred);
+        usable = n;
+    } else {
+        for (std::size_t i = 0; i < n; ++i) {
+            const bool ok = candidates[i]->usable();
+            verdicts[i] = ok ? verdict::preferred : verdict::excluded;
+            usable += ok ? 1 : 0;
+        }
     }
+    std::fill(total.begin(), total.end(), 0.0);
     if (usable == 0)
         return error{errc::unreachable,
                      fmt::format("all {} backends of model '{}' are unhealthy or ejected", n, request.model)};
@@ -272,6 +327,11 @@ detailed_result<route_decision> router::route(const request_view& request) {
     for (const auto& st : d.pipeline) {
         if (st.weight == 1.0) {
             st.policy->score(ctx, candidates, verdicts, total);
+            continue;
+        }
+        if (st.weight == 0.0) {
+            // Only its verdicts count: the scores land in scratch space nobody reads, unzeroed.
+            st.policy->score(ctx, candidates, verdicts, partial);
             continue;
         }
         std::fill(partial.begin(), partial.end(), 0.0);
@@ -287,12 +347,21 @@ detailed_result<route_decision> router::route(const request_view& request) {
     std::array<std::size_t, router_config::max_fallback_limit + 1> top{};
     const std::size_t want = std::size_t{d.config.max_fallbacks} + 1;
     std::size_t ntop = 0;
+    // Once the list is full, most candidates lose to its last entry; that entry's verdict and score are kept
+    // in registers so the common case is two compares.
+    verdict last_verdict = verdict::excluded;
+    double last_score = 0.0;
     for (std::size_t i = 0; i < n; ++i) {
-        if (verdicts[i] == verdict::excluded) continue;
-        if (ntop == want && !better(i, top[ntop - 1])) continue;
+        const verdict v = verdicts[i];
+        if (v > last_verdict || (v == last_verdict && !(total[i] > last_score))) continue;
+        if (v == verdict::excluded) continue;
         std::size_t j = ntop < want ? ntop++ : want - 1;
         for (; j > 0 && better(i, top[j - 1]); --j) top[j] = top[j - 1];
         top[j] = i;
+        if (ntop == want) {
+            last_verdict = verdicts[top[ntop - 1]];
+            last_score = total[top[ntop - 1]];
+        }
     }
     if (ntop == 0)
         return error{errc::unreachable, fmt::format("every backend of model '{}' was excluded by the policy", request.model)};
@@ -311,6 +380,7 @@ bool router::on_start(backend_ref b) {
     backend_state* s = impl_->at(b);
     if (!s) return false;
     ++s->in_flight;
+    impl_->sync_load(*s);
     return true;
 }
 
@@ -318,6 +388,7 @@ bool router::on_finish(backend_ref b, bool ok, std::chrono::nanoseconds latency)
     backend_state* s = impl_->at(b);
     if (!s) return false;
     if (s->in_flight > 0) --s->in_flight;
+    impl_->sync_load(*s);
     if (ok) {
         ++s->completed;
         s->latency_ewma = s->completed == 1 ? latency : s->latency_ewma + (latency - s->latency_ewma) / 8;

@@ -24,6 +24,17 @@ verdict best_verdict(std::span<const verdict> verdicts) noexcept {
     return best;
 }
 
+// The candidates' loads as one dense array: the router's, or (for a host calling score() without one) gathered
+// into `scratch`.
+std::span<const std::uint32_t> dense_loads(const request_context& ctx, std::span<const backend_state* const> candidates,
+                                           std::vector<std::uint32_t>& scratch) {
+    if (ctx.loads.size() == candidates.size()) return ctx.loads;
+    scratch.resize(candidates.size());
+    for (std::size_t i = 0; i < candidates.size(); ++i)
+        scratch[i] = static_cast<std::uint32_t>(std::min(candidates[i]->load(), 4294967295.0));
+    return scratch;
+}
+
 class round_robin_scorer final : public scorer {
 public:
     std::string_view name() const noexcept override { return "round_robin"; }
@@ -56,10 +67,14 @@ private:
 class least_outstanding_scorer final : public scorer {
 public:
     std::string_view name() const noexcept override { return "least_outstanding"; }
-    void score(const request_context&, std::span<const backend_state* const> candidates, std::span<verdict>,
+    void score(const request_context& ctx, std::span<const backend_state* const> candidates, std::span<verdict>,
                std::span<double> scores) override {
-        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= candidates[i]->load();
+        const std::span<const std::uint32_t> loads = dense_loads(ctx, candidates, loads_);
+        for (std::size_t i = 0; i < candidates.size(); ++i) scores[i] -= static_cast<double>(loads[i]);
     }
+
+private:
+    std::vector<std::uint32_t> loads_;
 };
 
 class kv_cache_headroom_scorer final : public scorer {
@@ -134,26 +149,37 @@ public:
     explicit bounded_load_scorer(bounded_load_options o) : o_(o) {}
     std::string_view name() const noexcept override { return "bounded_load"; }
 
-    void score(const request_context&, std::span<const backend_state* const> candidates,
+    void score(const request_context& ctx, std::span<const backend_state* const> candidates,
                std::span<verdict> verdicts, std::span<double>) override {
-        double least = std::numeric_limits<double>::infinity();
-        double sum = 0.0;
-        std::size_t count = 0;
-        for (std::size_t i = 0; i < candidates.size(); ++i) {
-            if (verdicts[i] != verdict::preferred) continue;
-            const double l = candidates[i]->load();
-            least = std::min(least, l);
-            sum += l;
-            ++count;
+        // Loads are whole numbers, read from the router's dense array (or gathered once when a host calls
+        // without it): both passes are branch-free over contiguous integers.
+        const std::size_t n = candidates.size();
+        const std::span<const std::uint32_t> loads = dense_loads(ctx, candidates, loads_);
+        std::uint32_t least = std::numeric_limits<std::uint32_t>::max();
+        std::uint64_t sum = 0;
+        std::uint32_t count = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            // Masks rather than branches, so the compiler can vectorise the pass.
+            const std::uint32_t keep = 0U - static_cast<std::uint32_t>(verdicts[i] == verdict::preferred);
+            least = std::min(least, loads[i] | ~keep);
+            sum += loads[i] & keep;
+            count += keep & 1U;
         }
         if (count == 0) return;
-        const double limit = least + std::max(o_.slack_requests, o_.slack_fraction * sum / static_cast<double>(count));
-        for (std::size_t i = 0; i < candidates.size(); ++i)
-            if (verdicts[i] == verdict::preferred && candidates[i]->load() > limit) verdicts[i] = verdict::fallback;
+        const double limit = static_cast<double>(least) +
+                             std::max(o_.slack_requests, o_.slack_fraction * static_cast<double>(sum) / static_cast<double>(count));
+        // A whole-number load exceeds `limit` exactly when it exceeds floor(limit).
+        const auto bound = static_cast<std::uint32_t>(std::min(std::floor(limit), 4294967295.0));
+        // preferred (0) becomes fallback (1) by adding 1 where it is over the bound.
+        static_assert(static_cast<int>(verdict::preferred) == 0 && static_cast<int>(verdict::fallback) == 1);
+        auto* v = reinterpret_cast<std::uint8_t*>(verdicts.data());
+        for (std::size_t i = 0; i < n; ++i)
+            v[i] = static_cast<std::uint8_t>(v[i] + static_cast<std::uint8_t>(v[i] == 0 && loads[i] > bound));
     }
 
 private:
     bounded_load_options o_;
+    std::vector<std::uint32_t> loads_; // scratch, by candidate position
 };
 
 class session_affinity_scorer final : public scorer {
@@ -195,19 +221,19 @@ public:
                std::span<verdict> verdicts, std::span<double> scores) override {
         const std::size_t n = candidates.size();
         matched_ = 0;
-        for (std::size_t i = 0; i < n; ++i) scores[i] += detail::rendezvous(ctx.affinity_key, candidates[i]->key);
+        // Start the index's cache misses for every block now (the table is large and cold): the binary search
+        // below and on_routed's recording then find their lines loaded instead of waiting on each in turn.
+        if (!index_.empty())
+            for (const std::uint64_t h : ctx.blocks) index_.prefetch(h);
+        const model_cache& mc = cache_for(ctx, candidates);
+        for (std::size_t i = 0; i < n; ++i) scores[i] += detail::rendezvous(ctx.affinity_key, mc.keys[i]);
         if (ctx.blocks.empty() || index_.empty()) return;
 
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::uint32_t slot = candidates[i]->slot;
-            if (slot >= position_.size()) position_.resize(std::size_t{slot} + 1, 0);
-            position_[slot] = static_cast<std::uint32_t>(i);
-        }
         // Position of `slot` among this request's preferred candidates, or n.
         const auto preferred_position = [&](std::uint32_t slot) -> std::size_t {
-            if (slot >= position_.size()) return n;
-            const std::size_t p = position_[slot];
-            return p < n && candidates[p]->slot == slot && verdicts[p] == verdict::preferred ? p : n;
+            if (slot >= mc.position.size()) return n;
+            const std::size_t p = mc.position[slot];
+            return p < n && verdicts[p] == verdict::preferred ? p : n;
         };
         const auto held = [&](std::size_t k) {
             const auto* e = index_.find(ctx.blocks[k]);
@@ -251,8 +277,33 @@ public:
     void on_removed(const backend_state& b) override { index_.forget(b.slot); }
 
 private:
+    // Derived from a model's candidate list, rebuilt when the router says the list changed: the per-request
+    // passes then read two dense arrays instead of following a pointer per candidate.
+    struct model_cache {
+        std::uint64_t version = 0;
+        std::vector<std::uint64_t> keys;      // by candidate position
+        std::vector<std::uint32_t> position;  // slot -> candidate position; absent slots map past the end
+    };
+
+    const model_cache& cache_for(const request_context& ctx, std::span<const backend_state* const> candidates) {
+        if (ctx.model_index >= models_.size()) models_.resize(std::size_t{ctx.model_index} + 1);
+        model_cache& mc = models_[ctx.model_index];
+        if (mc.version == ctx.candidates_version && ctx.candidates_version != 0 && mc.keys.size() == candidates.size())
+            return mc;
+        mc.version = ctx.candidates_version;
+        mc.keys.resize(candidates.size());
+        std::uint32_t max_slot = 0;
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            mc.keys[i] = candidates[i]->key;
+            max_slot = std::max(max_slot, candidates[i]->slot);
+        }
+        mc.position.assign(candidates.empty() ? 0 : std::size_t{max_slot} + 1, std::numeric_limits<std::uint32_t>::max());
+        for (std::size_t i = 0; i < candidates.size(); ++i) mc.position[candidates[i]->slot] = static_cast<std::uint32_t>(i);
+        return mc;
+    }
+
     detail::prefix_index index_;
-    std::vector<std::uint32_t> position_; // slot -> position in the current request's candidates
+    std::vector<model_cache> models_; // by model index
     // What score() found for the request on_routed() then records.
     std::size_t matched_ = 0;
     std::array<std::uint32_t, detail::prefix_index::max_holders> holders_{};

@@ -500,3 +500,89 @@ TEST(dispatch_prefix_index, stays_consistent_under_random_churn) {
         ASSERT_LE(index.size(), 3U * capacity);
     }
 }
+
+TEST(dispatch_router, a_zero_weight_stage_still_filters_but_does_not_score) {
+    // bounded_load at weight 0 keeps demoting the overloaded backend; least_outstanding at weight 0 would pick
+    // the idle backend, and is ignored: round robin decides among the rest.
+    auto r = make_router({{sd::bounded_load({.slack_requests = 0.0, .slack_fraction = 0.0}), 0.0},
+                          {sd::least_outstanding(), 0.0},
+                          {sd::round_robin(), 1.0}},
+                         3);
+    const auto* busy = r.find("b0");
+    ASSERT_NE(busy, nullptr);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(r.on_start({busy->slot, busy->generation}));
+    const auto* half = r.find("b1");
+    ASSERT_TRUE(r.on_start({half->slot, half->generation}));
+    ASSERT_TRUE(r.set_reported_load("b1", 0, 0.0).has_value());
+    // b1 has one request and b2 none: with slack 0 both b0 and b1 are demoted, so b2 always wins.
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(chosen_id(r, text_request("x")), "b2");
+    // With b1 idle again, round robin alternates between b1 and b2 (least_outstanding's zero weight changes
+    // nothing), and never picks the overloaded b0.
+    ASSERT_TRUE(r.on_finish({half->slot, half->generation}, true, 1ms));
+    std::set<std::string> seen;
+    for (int i = 0; i < 6; ++i) seen.insert(chosen_id(r, text_request("x")));
+    EXPECT_EQ(seen, (std::set<std::string>{"b1", "b2"}));
+}
+
+TEST(dispatch_router, health_changes_take_effect_on_the_next_decision) {
+    // route() skips the per-candidate health pass while every backend is usable; marking one unhealthy, ejecting
+    // one through update(), and restoring them must each show in the very next decision.
+    auto r = make_router({{sd::least_outstanding(), 1.0}}, 2, {.max_fallbacks = 1});
+    ASSERT_TRUE(r.set_health("b0", false, false).has_value());
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(chosen_id(r, text_request("x")), "b1");
+    auto b1 = make_backend("b1");
+    b1.ejected = true;
+    ASSERT_TRUE(r.update(b1).has_value());
+    auto d = r.route(text_request("x"));
+    ASSERT_FALSE(d.has_value());
+    EXPECT_EQ(d.error(), swarm::errc::unreachable);
+    ASSERT_TRUE(r.set_health("b0", true, false).has_value());
+    EXPECT_EQ(chosen_id(r, text_request("x")), "b0");
+    ASSERT_TRUE(r.remove("b1").has_value());
+    ASSERT_TRUE(r.add(make_backend("b2")).has_value());
+    std::set<std::string> seen;
+    for (int i = 0; i < 4; ++i) {
+        auto dd = r.route(text_request("x"));
+        ASSERT_TRUE(dd.has_value());
+        seen.insert(r.find(dd->chosen)->info.id);
+        EXPECT_EQ(dd->fallbacks().size(), 1U) << "both backends usable again: one fallback";
+        r.on_start(dd->chosen);
+    }
+    EXPECT_EQ(seen, (std::set<std::string>{"b0", "b2"}));
+}
+
+TEST(dispatch_router, load_counts_follow_a_backend_across_models_and_set_changes) {
+    // The router mirrors each backend's load into a dense array per model; a backend serving two models, a
+    // reported queue set through update(), and candidates shifting position on add/remove must all show.
+    auto r = sd::router::create({}, {{sd::least_outstanding(), 1.0}});
+    ASSERT_TRUE(r.has_value());
+    auto both = make_backend("both");
+    both.models = {"a", "b"};
+    ASSERT_TRUE(r->add(both).has_value());
+    ASSERT_TRUE(r->add(make_backend("only-b", "b")).has_value());
+    // Two requests for model a land on "both" (its only backend): model b must now prefer "only-b".
+    for (int i = 0; i < 2; ++i) {
+        auto d = r->route(text_request("x", "a"));
+        ASSERT_TRUE(d.has_value());
+        r->on_start(d->chosen);
+    }
+    EXPECT_EQ(chosen_id(*r, text_request("x", "b")), "only-b");
+    // A reported queue of 5 on "only-b" (through update) makes "both" (2 in flight) the lighter one.
+    auto ob = make_backend("only-b", "b");
+    ob.queued = 5;
+    ASSERT_TRUE(r->update(ob).has_value());
+    EXPECT_EQ(chosen_id(*r, text_request("x", "b")), "both");
+    // New backends shift positions; the loads stay with their backends.
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(r->add(make_backend("n" + std::to_string(i), "b")).has_value());
+    for (int i = 0; i < 6; ++i) {
+        auto d = r->route(text_request("x", "b"));
+        ASSERT_TRUE(d.has_value());
+        const std::string id = r->find(d->chosen)->info.id;
+        EXPECT_EQ(id.front(), 'n') << "an idle new backend beats the loaded ones, got " << id;
+        r->on_start(d->chosen);
+    }
+    ASSERT_TRUE(r->remove("n0").has_value());
+    ASSERT_TRUE(r->set_reported_load("only-b", 0, 0.0).has_value());
+    // Every n* has one request, "both" two, "only-b" none now.
+    EXPECT_EQ(chosen_id(*r, text_request("x", "b")), "only-b");
+}

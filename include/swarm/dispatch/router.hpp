@@ -93,6 +93,14 @@ struct request_context {
                                              // empty unless a stage uses_blocks()
     std::uint64_t affinity_key = 0;          // blocks[0], or a hash of the whole prompt when shorter than a block
     std::uint64_t session_hash = 0;          // hash of the session key; 0 when there is none
+    // Changes whenever the model's candidate list does (a backend added, removed, or its models changed), and
+    // only then: a scorer may cache what it derives from the candidates (ids' keys, slot -> position) per
+    // model and rebuild it when this differs. Never 0, and never reused, even by another router.
+    std::uint64_t candidates_version = 0;
+    // Parallel to the candidates: each one's load() (in flight + queued, saturated at 2^32 - 1), kept by the
+    // router in one dense array so load-aware passes read it without following a pointer per candidate. Empty
+    // when a host calls score() itself without one.
+    std::span<const std::uint32_t> loads;
 };
 
 enum class verdict : std::uint8_t { preferred = 0, fallback = 1, excluded = 2 };
@@ -124,7 +132,7 @@ public:
 /// One step of a router's pipeline.
 struct stage {
     std::shared_ptr<scorer> policy;
-    double weight = 1.0; // finite and >= 0
+    double weight = 1.0; // finite and >= 0; at 0 the stage still filters (verdicts) but its scores are ignored
 };
 
 struct router_config {
