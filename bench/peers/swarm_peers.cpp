@@ -2,12 +2,13 @@
 // nodes (bench/peers/run runs both and prints them side by side).
 //
 // Starts N agents in this process on 127.0.0.1 (real UDP and TCP, sealed and signed), all on one runtime,
-// joins them through node 0 and waits until every node sees N alive. Then it measures a steady window (CPU,
+// joins them through node 0 and waits until every node sees N alive. After a settle period (join gossip
+// drains) it measures a steady window (CPU,
 // bytes), and runs `rounds` crash rounds: one agent is halted (no goodbye, as a crash would) and the time
 // until each other agent declares it failed is recorded. Bytes are the agents' own counters: every sealed
 // datagram and stream frame sent and received.
 //
-// Usage: swarm_bench_peers [--nodes N] [--rounds R] [--steady-seconds S] [--profile swarm|memberlist]
+// Usage: swarm_bench_peers [--nodes N] [--rounds R] [--settle-seconds S] [--steady-seconds S] [--profile swarm|memberlist]
 //                          [--threads T] [--limit-seconds L]
 // Output: CSV rows "peer,profile,n,metric,value".
 #include <swarm/membership/agent.hpp>
@@ -39,7 +40,9 @@ using namespace std::chrono_literals;
 struct options {
     std::size_t nodes = 32;
     std::size_t rounds = 3;
-    double steady_seconds = 10;
+    double settle_seconds = 5;
+    // At least memberlist's 30 s push-pull period, so its full exchanges are in the window.
+    double steady_seconds = 30;
     std::string profile = "swarm";
     unsigned threads = 2;
     double limit_seconds = 120;
@@ -106,6 +109,7 @@ std::optional<options> parse(int argc, char** argv) {
             if (flag == "--nodes") o.nodes = std::stoul(value);
             else if (flag == "--rounds") o.rounds = std::stoul(value);
             else if (flag == "--steady-seconds") o.steady_seconds = std::stod(value);
+            else if (flag == "--settle-seconds") o.settle_seconds = std::stod(value);
             else if (flag == "--profile") o.profile = value;
             else if (flag == "--threads") o.threads = static_cast<unsigned>(std::stoul(value));
             else if (flag == "--limit-seconds") o.limit_seconds = std::stod(value);
@@ -124,7 +128,7 @@ std::optional<options> parse(int argc, char** argv) {
 int main(int argc, char** argv) {
     auto parsed = parse(argc, argv);
     if (!parsed) {
-        std::fprintf(stderr, "usage: %s [--nodes N>=2] [--rounds 1..N-1] [--steady-seconds S] "
+        std::fprintf(stderr, "usage: %s [--nodes N>=2] [--rounds 1..N-1] [--settle-seconds S] [--steady-seconds S] "
                              "[--profile swarm|memberlist] [--threads T] [--limit-seconds L]\n",
                      argv[0]);
         return 2;
@@ -185,6 +189,7 @@ int main(int argc, char** argv) {
 
         if (rc == 0) {
             // Steady state: no change in membership, only probes, gossip and anti-entropy.
+            std::this_thread::sleep_for(std::chrono::duration<double>(o.settle_seconds));
             auto cpu0 = cpu_seconds();
             auto t0 = total_traffic(nodes);
             auto w0 = clock_type::now();

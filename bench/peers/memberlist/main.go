@@ -2,10 +2,10 @@
 // (bench/peers/swarm_peers.cpp measures the same things the same way; bench/peers/run runs both).
 //
 // Starts N nodes in this process on 127.0.0.1, each with memberlist.DefaultLANConfig(), joins them all
-// through node 0 and waits until every node sees N. Then it measures a steady window (CPU, bytes), and runs
-// `rounds` crash rounds: one node is shut down without a leave, as a crash would, and the time until each other
-// node marks it dead is recorded. Bytes are counted by a wrapper around memberlist's own NetTransport: every
-// UDP datagram and TCP stream byte each node sends and receives.
+// through node 0 and waits until every node sees N. After a settle period it measures a steady window (CPU,
+// bytes), then runs `rounds` crash rounds: one node is shut down without a leave, as a crash would, and the
+// time until each other node marks it dead is recorded. Bytes are counted by a wrapper around memberlist's
+// own NetTransport: every UDP datagram and TCP stream byte each node sends and receives.
 //
 // Output: CSV rows "peer,profile,n,metric,value", the same rows swarm_bench_peers prints.
 package main
@@ -190,7 +190,8 @@ func main() {
 	n := flag.Int("n", 32, "nodes")
 	basePort := flag.Int("base-port", 27000, "node i listens on base-port + i (UDP and TCP)")
 	rounds := flag.Int("rounds", 3, "crash rounds")
-	steady := flag.Duration("steady", 10*time.Second, "steady window measured before the first crash")
+	settle := flag.Duration("settle", 5*time.Second, "wait after bootstrap so join gossip drains")
+	steady := flag.Duration("steady", 30*time.Second, "steady window measured before the first crash (>= the 30 s push-pull period)")
 	limit := flag.Duration("limit", 120*time.Second, "give up on one phase after this long")
 	encrypt := flag.Bool("encrypt", false, "set a 32-byte SecretKey (AES-GCM on every packet, as swarm always seals)")
 	flag.Parse()
@@ -259,6 +260,7 @@ func main() {
 	emit("bootstrap_s", time.Since(start).Seconds())
 
 	// Steady state: no change in membership, only probes, gossip and push-pull.
+	time.Sleep(*settle)
 	cpu0, sent0, recv0, t0 := cpuSeconds(), sentBytes.Load(), receivedBytes.Load(), time.Now()
 	time.Sleep(*steady)
 	wall := time.Since(t0).Seconds()
