@@ -194,6 +194,7 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
     // Strand only: the host's metadata as last set, and the GPU figures last published over it.
     metadata host_meta;
     std::vector<gpu> gpus_published;
+    bool gpu_publish_failing = false;
 
     // Metrics, refreshed from swim::stats() on the strand.
     metrics::registry registry;
@@ -464,9 +465,13 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
     void apply_gpus(swim& s, std::vector<gpu> now) {
         if (!significant_change(gpus_published, now, cfg.gpu_telemetry)) return;
         if (auto r = s.set_metadata(with_gpus(host_meta, now)); !r) {
-            cfg.log.warning("membership agent: GPU metadata not published: {}", r.error().message());
+            // Retried at each sample; said once, not at every interval.
+            if (!gpu_publish_failing)
+                cfg.log.warning("membership agent: GPU metadata not published: {}", r.error().message());
+            gpu_publish_failing = true;
             return;
         }
+        gpu_publish_failing = false;
         cfg.log.debug("membership agent: published figures for {} GPUs", now.size());
         gpus_published = std::move(now);
     }

@@ -260,12 +260,18 @@ public:
     }
     std::vector<m::gpu> sample() override {
         std::lock_guard lock(mu_);
+        ++samples_;
         return gpus_;
+    }
+    std::size_t samples() {
+        std::lock_guard lock(mu_);
+        return samples_;
     }
 
 private:
     std::mutex mu_;
     std::vector<m::gpu> gpus_;
+    std::size_t samples_ = 0;
 };
 
 /// Two agents on loopback: `gpu` with GPU telemetry as configured by the test, `observer` without.
@@ -374,6 +380,32 @@ TEST(gpu_telemetry_agent, a_host_provider_replaces_nvml_and_its_absence_restores
         auto meta = net.seen();
         return meta && *meta == host;
     }));
+}
+
+TEST(gpu_telemetry_agent, figures_too_large_to_publish_are_reported_once_and_the_host_metadata_stands) {
+    captured_log log;
+    auto provider = std::make_shared<scripted_provider>();
+    // A model name beyond the metadata limit (membership.max_metadata_bytes, 64 KiB).
+    provider->set({{std::string(70 * 1024, 'x'), 16 * gib, 0, 0}});
+    pair_of_agents net;
+    auto cfg = net.config("gpu");
+    cfg.gpu_source = provider;
+    cfg.log = log.logger();
+    net.start(std::move(cfg));
+    m::metadata host;
+    host.labels["zone"] = "eu-1c";
+    ASSERT_TRUE(net.gpu->set_metadata(host));
+    ASSERT_TRUE(eventually([&] {
+        auto meta = net.seen();
+        return meta && *meta == host;
+    }));
+    ASSERT_TRUE(eventually([&] { return log.count_at_least(swarm::log_level::warning) > 0; }));
+    // Five more samples, each refused again, and still one warning.
+    const auto seen = provider->samples();
+    ASSERT_TRUE(eventually([&] { return provider->samples() >= seen + 6; }));
+    net.gpu.reset();
+    EXPECT_EQ(log.count_at_least(swarm::log_level::warning), 1u) << log.all();
+    EXPECT_NE(log.all().find("GPU metadata not published"), std::string::npos) << log.all();
 }
 
 TEST(gpu_telemetry_agent, without_nvml_the_metadata_is_the_hosts_and_nothing_is_logged_above_debug) {
