@@ -7,6 +7,8 @@
 // time until each other node marks it dead is recorded. Bytes are counted by a wrapper around memberlist's
 // own NetTransport: every UDP datagram and TCP stream byte each node sends and receives.
 //
+// With -serf it runs serf agents instead (serf.go).
+//
 // Output: CSV rows "peer,profile,n,metric,value", the same rows swarm_bench_peers prints.
 package main
 
@@ -194,10 +196,14 @@ func main() {
 	steady := flag.Duration("steady", 30*time.Second, "steady window measured before the first crash (>= the 30 s push-pull period)")
 	limit := flag.Duration("limit", 120*time.Second, "give up on one phase after this long")
 	encrypt := flag.Bool("encrypt", false, "set a 32-byte SecretKey (AES-GCM on every packet, as swarm always seals)")
+	serf := flag.Bool("serf", false, "run N serf agent processes (the serf package) instead of in-process memberlist nodes")
 	flag.Parse()
 	if *n < 2 || *rounds < 1 || *rounds >= *n {
 		fmt.Fprintln(os.Stderr, "need n >= 2 and 1 <= rounds < n")
 		os.Exit(2)
+	}
+	if *serf {
+		os.Exit(runSerf(*n, *rounds, *basePort, *settle, *steady, *limit, *encrypt))
 	}
 	profile := "lan"
 	if *encrypt {
