@@ -109,8 +109,11 @@ func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net
 func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
 
 func (t *countingTransport) Shutdown() error {
+	// The forwarders keep draining while the inner transport shuts down: its listeners block on a full
+	// channel, and its Shutdown waits for them.
+	err := t.inner.Shutdown()
 	close(t.done)
-	return t.inner.Shutdown()
+	return err
 }
 
 type countingConn struct{ net.Conn }
