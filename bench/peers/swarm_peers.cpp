@@ -73,6 +73,13 @@ struct deaths {
         auto it = seen.find(victim);
         return it == seen.end() ? 0 : it->second.size();
     }
+    /// Every (observer, victim) failure recorded so far.
+    std::size_t total() {
+        std::lock_guard lock(mu);
+        std::size_t n = 0;
+        for (const auto& [victim, by_observer] : seen) n += by_observer.size();
+        return n;
+    }
     std::vector<double> delays(const swarm::node_id& victim, clock_type::time_point since) {
         std::lock_guard lock(mu);
         std::vector<double> out;
@@ -202,6 +209,8 @@ int main(int argc, char** argv) {
             emit("steady_received_bytes_per_node_s", static_cast<double>(t1.received - t0.received) / wall / n);
         }
 
+        // Healthy nodes declared failed by someone before any crash (each shows as a negative delay below).
+        if (rc == 0) emit("false_dead_before_crash", static_cast<double>(d.total()));
         std::size_t alive = o.nodes;
         for (std::size_t r = 0; rc == 0 && r < o.rounds; ++r) {
             auto& victim = nodes[alive - 1];

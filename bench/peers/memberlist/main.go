@@ -163,6 +163,17 @@ func (d *deaths) count(victim string) int {
 	return len(d.seen[victim])
 }
 
+// total counts every (observer, victim) death recorded so far.
+func (d *deaths) total() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, byObserver := range d.seen {
+		n += len(byObserver)
+	}
+	return n
+}
+
 func (d *deaths) delays(victim string, since time.Time) []float64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -276,6 +287,9 @@ func main() {
 	emit("steady_cpu_percent_per_node", 100*(cpuSeconds()-cpu0)/wall/float64(*n))
 	emit("steady_sent_bytes_per_node_s", float64(sentBytes.Load()-sent0)/wall/float64(*n))
 	emit("steady_received_bytes_per_node_s", float64(receivedBytes.Load()-recv0)/wall/float64(*n))
+
+	// Healthy nodes marked dead by someone before any crash (each such mark shows as a negative delay below).
+	emit("false_dead_before_crash", float64(d.total()))
 
 	alive := nodes
 	for r := 0; r < *rounds; r++ {

@@ -183,6 +183,14 @@ func runSerf(n, rounds, basePort int, settle, steady, limit time.Duration, encry
 	wall := time.Since(t0).Seconds()
 	emit("steady_cpu_percent_per_node", 100*(agentsCPU(agents)-cpu0)/wall/float64(n))
 
+	l.mu.Lock()
+	falseDead := 0
+	for _, byObserver := range l.failed {
+		falseDead += len(byObserver)
+	}
+	l.mu.Unlock()
+	emit("false_dead_before_crash", float64(falseDead))
+
 	alive := agents
 	for r := 0; r < rounds; r++ {
 		victim := alive[len(alive)-1]
