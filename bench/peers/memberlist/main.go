@@ -272,7 +272,11 @@ func main() {
 	}
 	for !converged(*n, nodes) {
 		if time.Since(start) > *limit {
-			fmt.Fprintln(os.Stderr, "bootstrap did not converge")
+			least, most := *n, 0
+			for _, m := range nodes {
+				least, most = min(least, m.NumMembers()), max(most, m.NumMembers())
+			}
+			fmt.Fprintf(os.Stderr, "bootstrap did not converge in %v: nodes see %d to %d of %d\n", *limit, least, most, *n)
 			os.Exit(1)
 		}
 		time.Sleep(10 * time.Millisecond)
