@@ -61,6 +61,7 @@ detailed_result<void> agent_config::validate() const {
     if (event_queue_capacity == 0) return error(errc::config_invalid_value, "event_queue_capacity: must be at least 1");
     if (call_timeout <= duration::zero()) return error(errc::config_invalid_value, "call_timeout: must be positive");
     if (leave_drain < duration::zero()) return error(errc::config_invalid_value, "leave_drain: must not be negative");
+    if (auto v = gpu_telemetry.validate(); !v) return v.error(); // its messages name "gpu_telemetry.<key>"
     return {};
 }
 
@@ -150,7 +151,7 @@ std::uint64_t wall_clock_microseconds() {
 struct agent::impl : std::enable_shared_from_this<agent::impl> {
     impl(boost::asio::any_io_executor ex, agent_config c, std::shared_ptr<const identity> self, seal::keyring k)
         : executor(std::move(ex)), cfg(std::move(c)), me(std::move(self)), keys(std::move(k)),
-          join_timer(executor) {
+          join_timer(executor), gpu_timer(executor) {
         register_metrics();
     }
 
@@ -184,6 +185,16 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
     // Set by stop: a resolution or timer already in flight must not re-arm the loop.
     bool join_stopped = false;
     boost::asio::steady_timer join_timer;
+
+    // GPU telemetry: sampled off the strand on gpu_timer, applied on the strand.
+    std::shared_ptr<gpu_provider> gpus;
+    std::mutex gpu_mutex;
+    bool gpu_stopped = false;
+    boost::asio::steady_timer gpu_timer;
+    // Strand only: the host's metadata as last set, and the GPU figures last published over it.
+    metadata host_meta;
+    std::vector<gpu> gpus_published;
+    bool gpu_publish_failing = false;
 
     // Metrics, refreshed from swim::stats() on the strand.
     metrics::registry registry;
@@ -423,6 +434,54 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
         });
     }
 
+    // --- GPU telemetry --------------------------------------------------------------------------------------
+    void schedule_gpu_sample(duration after) {
+        std::lock_guard lock(gpu_mutex);
+        if (gpu_stopped) return;
+        gpu_timer.expires_after(after);
+        gpu_timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+            if (ec) return;
+            if (auto self = weak.lock()) self->sample_gpus();
+        });
+    }
+
+    // On the executor, not the strand: a provider may take milliseconds, and probes must not wait for it.
+    void sample_gpus() {
+        std::vector<gpu> now;
+        try {
+            now = gpus->sample();
+        } catch (const std::exception& ex) {
+            cfg.log.error("membership agent: the GPU provider threw: {}", ex.what());
+        } catch (...) {
+            cfg.log.error("membership agent: the GPU provider threw");
+        }
+        driver->post([raw = this, now = std::move(now)](net::protocol& p) mutable {
+            raw->apply_gpus(static_cast<agent_protocol&>(p).inner(), std::move(now));
+        });
+        schedule_gpu_sample(cfg.gpu_telemetry.interval);
+    }
+
+    // On the strand. Compared with what was published, not with the last sample, so slow drift adds up.
+    void apply_gpus(swim& s, std::vector<gpu> now) {
+        if (!significant_change(gpus_published, now, cfg.gpu_telemetry)) return;
+        if (auto r = s.set_metadata(with_gpus(host_meta, now)); !r) {
+            // Retried at each sample; said once, not at every interval.
+            if (!gpu_publish_failing)
+                cfg.log.warning("membership agent: GPU metadata not published: {}", r.error().message());
+            gpu_publish_failing = true;
+            return;
+        }
+        gpu_publish_failing = false;
+        cfg.log.debug("membership agent: published figures for {} GPUs", now.size());
+        gpus_published = std::move(now);
+    }
+
+    void cancel_gpu_telemetry() {
+        std::lock_guard lock(gpu_mutex);
+        gpu_stopped = true;
+        gpu_timer.cancel();
+    }
+
     void cancel_join() {
         std::lock_guard lock(join_mutex);
         join_stopped = true;
@@ -432,6 +491,7 @@ struct agent::impl : std::enable_shared_from_this<agent::impl> {
 
     bool stop_driver(bool silent) {
         cancel_join();
+        cancel_gpu_telemetry();
         if (on_strand_of == this) {
             // From a subscriber: the strand is ours, so act now; stop_and_wait cannot wait here anyway.
             if (proto != nullptr) {
@@ -519,6 +579,15 @@ detailed_result<agent> agent::create(boost::asio::any_io_executor executor, agen
     if (p->driver->stopped()) return error(errc::shut_down, "membership agent: the protocol failed to start (see the log)");
     p->cfg.log.info("membership agent: node {} at {}", self->id().short_string(), p->local.to_string());
     p->start_join(p->cfg.seeds);
+    if (p->cfg.gpu_telemetry.enabled) {
+        if (p->cfg.gpu_source) {
+            p->gpus = p->cfg.gpu_source;
+        } else if (auto nvml = std::make_shared<nvml_provider>(p->cfg.gpu_telemetry.nvml_library, p->cfg.log);
+                   nvml->available()) {
+            p->gpus = std::move(nvml);
+        }
+        if (p->gpus) p->schedule_gpu_sample(duration::zero());
+    }
     return agent(nullptr, std::move(p));
 }
 
@@ -535,7 +604,11 @@ void agent::join(std::vector<std::string> seeds) {
 
 result<void> agent::set_metadata(const metadata& meta) {
     if (!impl_) return make_error_code(errc::shut_down);
-    auto r = impl_->call<result<void>>([meta](swim& s) { return s.set_metadata(meta); });
+    auto r = impl_->call<result<void>>([meta, d = impl_.get()](swim& s) {
+        auto published = s.set_metadata(with_gpus(meta, d->gpus_published));
+        if (published) d->host_meta = meta;
+        return published;
+    });
     if (!r) return r.error();
     return *r;
 }

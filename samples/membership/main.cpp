@@ -1,7 +1,7 @@
 // swarm_membership: one member of a mesh on real sockets, started from a JSON config file.
 //
 // Joins the configured seeds, prints each membership event as it happens (time, kind, node id, address,
-// state) until SIGINT or SIGTERM, then leaves gracefully. Events are pulled with poll() on the main thread,
+// state, and the member's GPUs when it publishes any) until SIGINT or SIGTERM, then leaves gracefully. Events are pulled with poll() on the main thread,
 // woken by set_notify(), the way a binding for another language would consume them.
 //
 // Usage: swarm_membership config.json      (try node1.json and node2.json side by side)
@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace {
@@ -39,8 +40,15 @@ std::string wall_time() {
 }
 
 void print(const m::event& e) {
-    fmt::print("{} {:<8} {} {} {}\n", wall_time(), m::to_string(e.kind), e.subject.id.short_string(),
-               e.subject.address.to_string(), m::to_string(e.subject.state));
+    // GPU figures, where the member publishes them (NVML telemetry, on by default): model, utilisation, memory.
+    std::string gpus;
+    if (e.subject.meta)
+        for (const auto& g : e.subject.meta->capacity.gpus)
+            gpus += fmt::format(" [{} {}% {:.1f}/{:.1f} GiB]", g.model, g.utilisation_percent,
+                                static_cast<double>(g.memory_used_bytes) / (1 << 30),
+                                static_cast<double>(g.memory_bytes) / (1 << 30));
+    fmt::print("{} {:<8} {} {} {}{}\n", wall_time(), m::to_string(e.kind), e.subject.id.short_string(),
+               e.subject.address.to_string(), m::to_string(e.subject.state), gpus);
     std::fflush(stdout);
 }
 

@@ -32,6 +32,7 @@
 #include <swarm/core/logger.hpp>
 #include <swarm/core/seal.hpp>
 #include <swarm/membership/config.hpp>
+#include <swarm/membership/gpu_telemetry.hpp>
 #include <swarm/membership/swim.hpp>
 #include <swarm/membership/types.hpp>
 #include <swarm/net/driver.hpp>
@@ -78,6 +79,12 @@ struct agent_config {
     duration call_timeout = std::chrono::seconds(2);
     /// How long leave() keeps the node running after announcing its departure, so the news spreads.
     duration leave_drain = std::chrono::milliseconds(500);
+    /// GPU figures sampled periodically into this node's metadata (capacity.gpus and available.gpus),
+    /// republished only when they move beyond the thresholds. Where nothing is found (no NVML, no GPUs) the
+    /// host's own GPU metadata stands.
+    gpu_telemetry_config gpu_telemetry;
+    /// The GPU source; null means NVML loaded from gpu_telemetry.nvml_library. Not part of the JSON shape.
+    std::shared_ptr<gpu_provider> gpu_source;
     /// Silent by default. Not part of the JSON shape.
     logger log;
 
@@ -92,6 +99,7 @@ struct agent_config {
         f("event_queue_capacity", event_queue_capacity);
         f("call_timeout", call_timeout);
         f("leave_drain", leave_drain);
+        f("gpu_telemetry", gpu_telemetry);
     }
 };
 
@@ -125,8 +133,8 @@ public:
     /// Joins through these seeds as well as the configured ones; resolution is asynchronous and repeated on
     /// each retry until another member answers. Unresolvable seeds are logged and retried.
     void join(std::vector<std::string> seeds = {});
-    /// Publishes new metadata. errc::too_large beyond membership.max_metadata_bytes, errc::timed_out,
-    /// errc::shut_down.
+    /// Publishes new metadata. While GPU telemetry reports GPUs, its figures replace the GPU lists of `meta`.
+    /// errc::too_large beyond membership.max_metadata_bytes, errc::timed_out, errc::shut_down.
     result<void> set_metadata(const metadata& meta);
     /// Announces the departure (peers mark this node left, not failed), keeps running for leave_drain so
     /// the news spreads, then stops. Bounded by leave_drain + call_timeout + the driver's stop bound; true
