@@ -437,15 +437,20 @@ struct admission_node::impl {
             copy.count = static_cast<std::uint32_t>(left.size());
             rest.groups.push_back(std::move(copy));
         }
-        auto sched = scheduler::create(view_, cfg_.scheduling);
-        if (!sched) {
-            explanation e;
-            e.workload = a.work.id;
-            e.summary = sched.error().describe();
-            a.last_unplaced = {std::move(e)};
-            return fail(id);
+        // The planner's usage follows its own plans, which admissions confirm; building it is O(view), so
+        // it is rebuilt only when the targets' word departs from the plans (see forget_planner()).
+        if (!planner_) {
+            auto sched = scheduler::create(view_, cfg_.scheduling);
+            if (!sched) {
+                explanation e;
+                e.workload = a.work.id;
+                e.summary = sched.error().describe();
+                a.last_unplaced = {std::move(e)};
+                return fail(id);
+            }
+            planner_.emplace(std::move(*sched));
         }
-        auto planned = sched->schedule(std::span<const workload>(&rest, 1));
+        auto planned = planner_->schedule(std::span<const workload>(&rest, 1));
         if (!planned) {
             explanation e;
             e.workload = a.work.id;
@@ -454,8 +459,13 @@ struct admission_node::impl {
             return fail(id);
         }
         a.last_unplaced = planned->unplaced;
+        // The planner assumed these evictions; what the targets really evict comes back in their answers.
+        if (!planned->evictions.empty()) forget_planner();
         // A gang that cannot be planned whole in this view cannot be admitted whole either.
-        if (planned->assignments.empty() || (a.work.gang && !planned->unplaced.empty())) return fail(id);
+        if (planned->assignments.empty() || (a.work.gang && !planned->unplaced.empty())) {
+            if (!planned->assignments.empty()) forget_planner(); // planned, never asked
+            return fail(id);
+        }
         std::vector<std::uint64_t> unreachable;
         for (const auto& asg : planned->assignments) {
             auto address = addresses_.find(asg.node);
@@ -529,8 +539,10 @@ struct admission_node::impl {
                 });
                 node_in_view->allocations.push_back(std::move(x));
             }
+            if (!reply->evicted.empty()) forget_planner();
         } else {
             ++a.refusals;
+            forget_planner();
             if (node_in_view != view_.nodes.end()) {
                 if (reply) {
                     // The target's word replaces our guess: what it reports in use is what is in use.
@@ -556,6 +568,9 @@ struct admission_node::impl {
         if (a.rounds >= cfg_.max_rounds) return fail(o.attempt);
         round(o.attempt);
     }
+
+    /// The view changed in a way the planner did not plan: the next round builds a new one from the view.
+    void forget_planner() { planner_.reset(); }
 
     void send_ids(const node_key& target, message_type type, std::vector<std::string> ids) {
         auto address = addresses_.find(target);
@@ -592,6 +607,7 @@ struct admission_node::impl {
                     std::erase_if(n->allocations, [&](const allocation& x) { return x.id == allocation_id; });
             }
             for (auto& [group_name, left] : a.remaining) std::sort(left.begin(), left.end());
+            if (!a.admitted.empty()) forget_planner();
             a.admitted.clear();
             a.evictions.clear();
         }
@@ -667,6 +683,7 @@ struct admission_node::impl {
     std::set<net::stream_id> inbound_;
     std::uint64_t next_attempt_ = 1;
     std::uint64_t next_request_ = 1;
+    std::optional<scheduler> planner_;
     std::optional<sealing> seal_;
     change_hook hook_;
     admission_statistics stats_;
@@ -702,6 +719,7 @@ void admission_node::on_stream_closed(net::stream_id stream, boost::system::erro
 void admission_node::set_view(cluster snapshot, std::map<node_key, net::endpoint> addresses) {
     impl_->view_ = std::move(snapshot);
     impl_->addresses_ = std::move(addresses);
+    impl_->forget_planner();
 }
 
 void admission_node::place(workload w, completion done) { impl_->place(std::move(w), {}, std::move(done)); }
