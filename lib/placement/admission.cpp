@@ -206,6 +206,9 @@ struct admission_node::impl {
 
     impl(net::transport& t, node self, admission_config cfg, std::optional<admission_security> security)
         : t_(t), self_(std::move(self)), cfg_(std::move(cfg)) {
+        // Schedulers sharing one seed sample the same nodes and collide at the same targets; each node
+        // draws its own (from the simulator's seed under the simulator, so runs still replay).
+        if (cfg_.scheduling.seed == 0) cfg_.scheduling.seed = t.random()();
         if (security) {
             const auto first = security->first_sequence
                                    ? security->first_sequence

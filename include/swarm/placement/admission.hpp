@@ -31,6 +31,7 @@ struct admission_config {
     duration request_timeout = std::chrono::seconds(2);
     /// Reserved (gang) allocations not committed within this are dropped by the target.
     duration reservation_lease = std::chrono::seconds(10);
+    /// A seed of 0 is replaced by one drawn from the transport, so that schedulers do not herd.
     scheduler_config scheduling;
 
     detailed_result<void> validate() const;
