@@ -39,12 +39,12 @@ struct allocation {
     std::string id;
     std::string workload; // the workload and group it belongs to, for spread, anti-affinity and rebalancing
     std::string group;
-    std::uint32_t instance = 0; // which instance of the group, for re-placing lost ones
     std::int32_t priority = 0;
     resources demand;
     /// The group's host anti-affinity (at most this many of the group per node; 0: no limit), which
     /// rebalancing keeps.
     std::uint32_t max_per_node = 0;
+    std::uint32_t instance = 0; // which instance of the group, for re-placing lost ones
 };
 
 struct node {
