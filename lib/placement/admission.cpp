@@ -406,8 +406,10 @@ struct admission_node::impl {
             finish(id);
         };
         if (auto valid = w.validate(); !valid) return invalid(valid.error().describe());
-        for (auto& [name, instances] : only) {
-            auto g = std::find_if(w.groups.begin(), w.groups.end(), [&](const group& x) { return x.name == name; });
+        for (auto& entry : only) {
+            const auto& name = entry.first;
+            auto& instances = entry.second;
+            auto g = std::find_if(w.groups.begin(), w.groups.end(), [&name](const group& x) { return x.name == name; });
             if (g == w.groups.end()) return invalid("workload '" + w.id + "' has no group '" + name + "'");
             std::sort(instances.begin(), instances.end());
             instances.erase(std::unique(instances.begin(), instances.end()), instances.end());
