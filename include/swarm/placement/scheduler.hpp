@@ -168,7 +168,7 @@ struct scheduler_config {
     std::uint32_t admission_candidates = 3;
     /// Within one schedule() call, place workloads of higher priority first and, within a priority, those
     /// whose largest instance is largest first (first-fit decreasing: small instances then fill the gaps
-    /// large ones leave; 5-7% fewer machines on bench/placement's grid). Off (the default): workloads go in
+    /// large ones leave; 1-5% fewer machines on bench/placement's grid). Off (the default): workloads go in
     /// the order given, which callers may rely on (e.g. to let a later workload preempt an earlier one).
     bool largest_first = false;
     /// Bounds for validation: counts and resources above these are rejected as absurd.
