@@ -147,10 +147,19 @@ TEST(placement_membership, metadata_round_trips_allocations_and_still_reads_the_
     EXPECT_EQ(legacy->labels.at("zone"), "a");
     EXPECT_TRUE(legacy->allocations.empty());
 
-    // A truncated allocation list is an error, not a partial read.
-    auto bytes = meta.encode();
-    bytes.resize(bytes.size() - 3);
-    EXPECT_FALSE(membership::metadata::decode(bytes));
+    // A truncated allocation list is an error, not a partial read; so is every other cut and a flipped byte
+    // that breaks the structure (ASan watches for reads past the input).
+    const auto bytes = meta.encode();
+    for (std::size_t cut = 0; cut < bytes.size(); ++cut)
+        EXPECT_FALSE(membership::metadata::decode(std::span(bytes).first(cut))) << "cut at " << cut;
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        auto flipped = bytes;
+        flipped[i] ^= std::byte{0xff};
+        auto d = membership::metadata::decode(flipped);
+        if (d) {
+            EXPECT_NE(*d, meta) << "byte " << i; // may decode, never as the original
+        }
+    }
 }
 
 TEST(placement_membership, the_view_turns_members_into_nodes_and_skips_what_cannot_be_scheduled) {
