@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -233,6 +235,34 @@ TEST(admission, impossible_and_invalid_workloads_are_explained) {
     EXPECT_TRUE(out->placed.empty());
     ASSERT_FALSE(out->unplaced.empty());
     EXPECT_NE(out->unplaced[0].summary.find("cpu"), std::string::npos) << out->unplaced[0].summary;
+}
+
+TEST(admission, place_instances_places_only_those_named_and_explains_bad_names) {
+    mesh m(12);
+    const auto a = m.add(make_node("a", 8000));
+    const auto scheduler = m.add(make_node("s", 0));
+    std::optional<placement_outcome> out;
+    m.at(scheduler)->set_view(cluster{m.view, {}}, m.addresses);
+    m.at(scheduler)->place_instances(make_workload("api", 5, 1000), {{"web", {4, 1}}},
+                                     [&](const placement_outcome& o) { out = o; });
+    ASSERT_TRUE(m.net.run_until([&] { return out.has_value(); }, m.net.now() + 10s));
+    ASSERT_EQ(out->placed.size(), 2u);
+    std::set<std::string> ids;
+    for (const auto& x : m.at(a)->self().allocations) ids.insert(x.id);
+    EXPECT_EQ(ids, (std::set<std::string>{"api/web/1", "api/web/4"}));
+
+    auto bad = [&](std::map<std::string, std::vector<std::uint32_t>> which) {
+        std::optional<placement_outcome> o;
+        m.at(scheduler)->place_instances(make_workload("api", 5, 1000), std::move(which),
+                                         [&](const placement_outcome& x) { o = x; });
+        EXPECT_TRUE(o.has_value()) << "completes at once";
+        EXPECT_TRUE(o->placed.empty());
+        EXPECT_EQ(o->unplaced.size(), 1u);
+        return o->unplaced.empty() ? std::string() : o->unplaced[0].summary;
+    };
+    EXPECT_NE(bad({{"db", {0}}}).find("no group 'db'"), std::string::npos);
+    EXPECT_NE(bad({{"web", {5}}}).find("instance 5 is not below its count 5"), std::string::npos);
+    EXPECT_EQ(m.at(a)->self().allocations.size(), 2u);
 }
 
 /// Sends raw frames to a target, as a broken or hostile peer would.
