@@ -40,8 +40,12 @@ struct placed_cluster {
         net->after(0s, [cl, n, base] { EXPECT_TRUE(cl->at(n)->set_metadata(base)); }); // once swim has started
         controller_config cfg;
         cfg.retry_interval = 2s;
-        EXPECT_TRUE(c.net.add_protocol(n, admission_port, [self, base, cfg, net, cl, n](swarm::net::transport& t) {
-            auto p = std::make_unique<controller>(t, self, cfg);
+        // Admission sealed with the same keys as membership, as a host would.
+        admission_security sec;
+        sec.keys = c.keys;
+        sec.sender = n + 1;
+        EXPECT_TRUE(c.net.add_protocol(n, admission_port, [self, base, cfg, sec, net, cl, n](swarm::net::transport& t) {
+            auto p = std::make_unique<controller>(t, self, cfg, sec);
             // Publishing goes through a simulator callback: swim's own strand, not admission's.
             p->admission().on_change([base, net, cl, n](const node& now) {
                 net->after(0s, [base, now, cl, n] { EXPECT_TRUE(cl->at(n)->set_metadata(with_allocations(base, now))); });
@@ -298,6 +302,29 @@ void replace_after_failure(std::uint64_t seed) {
 
 TEST(placement_membership, instances_of_a_failed_node_are_placed_again_elsewhere_exactly_once) {
     for (std::uint64_t seed : {12, 21, 33}) replace_after_failure(seed);
+}
+
+TEST(placement_membership, instances_of_a_node_that_leaves_are_placed_again) {
+    placed_cluster pc(14);
+    for (int i = 0; i < 5; ++i) pc.add(2000, "z");
+    ASSERT_TRUE(pc.c.net.run_until([&] { return pc.everyone_published(5); }, pc.c.net.now() + 60s));
+    pc.feed(0);
+    ASSERT_TRUE(pc.at(0)->want(web("api", 4, 1000)));
+    pc.keep_feeding(0);
+    ASSERT_TRUE(pc.c.net.run_until([&] { return pc.held("api").size() == 4; }, pc.c.net.now() + 10s));
+    std::optional<swarm::sim::node_id> leaving;
+    for (swarm::sim::node_id n = 1; n < 5 && !leaving; ++n)
+        if (!pc.at(n)->admission().self().allocations.empty()) leaving = n;
+    ASSERT_TRUE(leaving.has_value());
+    const auto before = pc.at(*leaving)->admission().self().allocations.size();
+    pc.c.at(*leaving)->leave();
+    pc.c.net.run_for(2s);
+    ASSERT_TRUE(pc.c.net.crash(*leaving)); // it stops, taking its instances with it
+    ASSERT_TRUE(pc.c.net.run_until([&] { return pc.held("api").size() == 4; }, pc.c.net.now() + 30s));
+    const auto held = pc.held("api");
+    EXPECT_EQ(std::set<std::string>(held.begin(), held.end()).size(), 4u);
+    EXPECT_EQ(pc.at(0)->stats().lost, before);
+    for (const auto& a : pc.at(0)->running()) EXPECT_NE(a.node, key_of(pc.c.identities[*leaving]->id()));
 }
 
 TEST(placement_membership, a_bad_desired_workload_is_refused_and_an_impossible_one_retried) {
