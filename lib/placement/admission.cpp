@@ -259,20 +259,19 @@ struct admission_node::impl {
 
     response decide(const request& q) {
         ++stats_.requests;
+        const auto held_before = self_.allocations.size();
         auto a = decide_once(q);
-        if (!a.evicted.empty() || (a.admitted && !exists_before_)) changed();
+        if (!a.evicted.empty() || self_.allocations.size() != held_before) changed();
         return a;
     }
 
     response decide_once(const request& q) {
         response a;
         a.id = q.id;
-        exists_before_ = false;
         const bool exists = std::any_of(self_.allocations.begin(), self_.allocations.end(),
                                         [&](const allocation& x) { return x.id == q.allocation; });
         if (exists) {
             // A retry of a request already admitted: answer the same, admit nothing twice.
-            exists_before_ = true;
             a.admitted = true;
             a.used = used();
             return a;
@@ -692,7 +691,6 @@ struct admission_node::impl {
     std::optional<sealing> seal_;
     change_hook hook_;
     admission_statistics stats_;
-    bool exists_before_ = false;
 };
 
 admission_node::admission_node(net::transport& transport, node self, admission_config config,
