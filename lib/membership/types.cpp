@@ -1,6 +1,8 @@
 #include <swarm/core/wire.hpp>
 #include <swarm/membership/types.hpp>
 
+#include <limits>
+
 namespace swarm::inline v0::membership {
 namespace {
 
@@ -9,6 +11,8 @@ constexpr std::size_t max_items = 4096;
 constexpr std::size_t max_text = 4096;
 constexpr std::size_t max_extra = 1024 * 1024;
 constexpr std::uint64_t metadata_type = 1;
+// Allocations are many and small; bounded separately from the other lists.
+constexpr std::size_t max_allocations = 65536;
 
 void put_resources(wire::writer& w, const resources& r) {
     auto s = w.begin_section();
@@ -100,6 +104,18 @@ std::vector<std::byte> metadata::encode() const {
         w.end_section(s);
     }
     w.bytes(extra);
+    // Minor version 2: the allocations, appended so that version-1 readers skip them.
+    w.varint(allocations.size());
+    for (const auto& a : allocations) {
+        auto s = w.begin_section();
+        w.string(a.id);
+        w.string(a.workload);
+        w.string(a.group);
+        w.varint(a.instance);
+        put_resources(w, a.demand);
+        w.svarint(a.priority);
+        w.end_section(s);
+    }
     w.end_message(m);
     w.finish();
     return out;
@@ -128,6 +144,23 @@ result<metadata> metadata::decode(std::span<const std::byte> bytes) {
     }
     const auto extra = r.bytes(max_extra);
     out.extra.assign(extra.begin(), extra.end());
+    if (r.ok() && r.remaining() > 0) { // absent in metadata written before minor version 2
+        const auto allocations = r.count(max_allocations, 8);
+        out.allocations.resize(allocations);
+        for (auto& a : out.allocations) {
+            auto s = r.begin_section(1024 * 1024);
+            a.id = std::string(r.utf8(max_text));
+            a.workload = std::string(r.utf8(max_text));
+            a.group = std::string(r.utf8(max_text));
+            a.instance = static_cast<std::uint32_t>(r.varint_max(std::numeric_limits<std::uint32_t>::max()));
+            get_resources(r, a.demand);
+            const auto priority = r.svarint();
+            if (priority < std::numeric_limits<std::int32_t>::min() || priority > std::numeric_limits<std::int32_t>::max())
+                r.fail(errc::malformed);
+            a.priority = static_cast<std::int32_t>(priority);
+            r.end_section(s, wire::trailing::skip);
+        }
+    }
     r.end_message(m, wire::trailing::skip);
     if (auto done = r.finish(); !done) return done.error();
     return out;

@@ -26,6 +26,7 @@ struct request {
     resources demand;
     bool allow_preemption = false;
     bool reserve = false;
+    std::uint32_t instance = 0;
 };
 
 struct response {
@@ -76,6 +77,7 @@ std::vector<std::byte> encode(const request& q) {
     put_resources(w, q.demand);
     w.boolean(q.allow_preemption);
     w.boolean(q.reserve);
+    w.varint(q.instance);
     w.end_message(m);
     w.finish();
     return out;
@@ -143,7 +145,27 @@ double weight(const resources& r) {
            static_cast<double>(r.gpus) * 8.0;
 }
 
+frame_refusal refusal_for(const boost::system::error_code& e) {
+    if (e == errc::wrong_cluster) return frame_refusal::wrong_cluster;
+    if (e == errc::unknown_key) return frame_refusal::unknown_key;
+    if (e == errc::replayed) return frame_refusal::replayed;
+    if (e == errc::authentication_failed) return frame_refusal::authentication_failed;
+    return frame_refusal::unsealed;
+}
+
 } // namespace
+
+std::string_view to_string(frame_refusal r) noexcept {
+    switch (r) {
+    case frame_refusal::malformed: return "malformed";
+    case frame_refusal::unsealed: return "unsealed";
+    case frame_refusal::wrong_cluster: return "wrong_cluster";
+    case frame_refusal::unknown_key: return "unknown_key";
+    case frame_refusal::replayed: return "replayed";
+    case frame_refusal::authentication_failed: return "authentication_failed";
+    }
+    return "unknown";
+}
 
 detailed_result<void> admission_config::validate() const {
     if (max_rounds == 0 || max_rounds > 64)
@@ -177,7 +199,55 @@ struct admission_node::impl {
         std::optional<net::stream_id> stream;
     };
 
-    impl(net::transport& t, node self, admission_config cfg) : t_(t), self_(std::move(self)), cfg_(std::move(cfg)) {}
+    struct sealing {
+        seal::sealer out;
+        seal::opener in;
+    };
+
+    impl(net::transport& t, node self, admission_config cfg, std::optional<admission_security> security)
+        : t_(t), self_(std::move(self)), cfg_(std::move(cfg)) {
+        // Schedulers sharing one seed sample the same nodes and collide at the same targets; each node
+        // draws its own (from the simulator's seed under the simulator, so runs still replay).
+        if (cfg_.scheduling.seed == 0) cfg_.scheduling.seed = t.random()();
+        if (security) {
+            const auto first = security->first_sequence
+                                   ? security->first_sequence
+                                   : static_cast<std::uint64_t>(t.now().time_since_epoch().count() / 1000) + 1;
+            // Only uniqueness matters for the salt; the transport's generator replays under the simulator.
+            seal_.emplace(sealing{seal::sealer(security->keys, security->cluster_label, security->sender, first, t.random()()),
+                                  seal::opener(security->keys, security->cluster_label)});
+        }
+    }
+
+    void refuse(frame_refusal why) { ++stats_.dropped[static_cast<std::size_t>(why)]; }
+
+    /// Writes one message, sealed when this node seals.
+    void send_frame(net::stream_id stream, std::vector<std::byte> plain) {
+        if (!seal_) return t_.write(stream, plain);
+        auto sealed = seal_->out.seal(plain);
+        if (!sealed) {
+            // Only a ring without keys or an exhausted sequence space get here: nothing can be sent safely.
+            t_.log().error("placement: cannot seal an admission message: {}", sealed.error().message());
+            return;
+        }
+        t_.write(stream, *sealed);
+    }
+
+    /// The message inside a frame, or nothing (counted) when the frame does not open.
+    std::optional<std::vector<std::byte>> open_frame(std::span<const std::byte> frame) {
+        if (!seal_) return std::vector<std::byte>(frame.begin(), frame.end());
+        std::vector<std::byte> plain;
+        auto opened = seal_->in.open(frame, plain);
+        if (!opened) {
+            refuse(refusal_for(opened.error()));
+            return std::nullopt;
+        }
+        return plain;
+    }
+
+    void changed() {
+        if (hook_) hook_(self_);
+    }
 
     // --- target side -----------------------------------------------------------------------------------
 
@@ -188,6 +258,14 @@ struct admission_node::impl {
     }
 
     response decide(const request& q) {
+        ++stats_.requests;
+        const auto held_before = self_.allocations.size();
+        auto a = decide_once(q);
+        if (!a.evicted.empty() || self_.allocations.size() != held_before) changed();
+        return a;
+    }
+
+    response decide_once(const request& q) {
         response a;
         a.id = q.id;
         const bool exists = std::any_of(self_.allocations.begin(), self_.allocations.end(),
@@ -221,6 +299,7 @@ struct admission_node::impl {
                     return std::find(chosen.begin(), chosen.end(), x.id) != chosen.end();
                 });
                 for (const auto& id : chosen) leases_.erase(id);
+                stats_.evicted += chosen.size();
                 a.evicted = std::move(chosen);
                 current = freed;
             }
@@ -230,6 +309,7 @@ struct admission_node::impl {
             x.id = q.allocation;
             x.workload = q.workload;
             x.group = q.group;
+            x.instance = q.instance;
             x.priority = q.priority;
             x.demand = q.demand;
             self_.allocations.push_back(std::move(x));
@@ -239,6 +319,7 @@ struct admission_node::impl {
             }
             a.admitted = true;
         }
+        ++(a.admitted ? stats_.admitted : stats_.refused);
         a.used = used();
         return a;
     }
@@ -248,10 +329,11 @@ struct admission_node::impl {
     }
 
     void release(const std::vector<std::string>& ids) {
-        std::erase_if(self_.allocations, [&](const allocation& x) {
+        const auto removed = std::erase_if(self_.allocations, [&](const allocation& x) {
             return std::find(ids.begin(), ids.end(), x.id) != ids.end();
         });
         for (const auto& id : ids) leases_.erase(id);
+        if (removed > 0) changed();
     }
 
     void arm_lease_timer() {
@@ -269,7 +351,10 @@ struct admission_node::impl {
         arm_lease_timer();
     }
 
-    void on_inbound_frame(net::stream_id stream, std::span<const std::byte> frame) {
+    void on_inbound_frame(net::stream_id stream, std::span<const std::byte> sealed) {
+        auto plain = open_frame(sealed);
+        if (!plain) return t_.close(stream);
+        std::span<const std::byte> frame(*plain);
         wire::reader r(frame);
         auto m = r.begin_message(frame.size());
         const auto type = static_cast<message_type>(m.type);
@@ -283,9 +368,10 @@ struct admission_node::impl {
             q.demand = get_resources(r);
             q.allow_preemption = r.boolean();
             q.reserve = r.boolean();
+            q.instance = static_cast<std::uint32_t>(r.varint_max(std::numeric_limits<std::uint32_t>::max()));
             r.end_message(m, wire::trailing::skip);
             if (r.finish() && !q.allocation.empty()) {
-                t_.write(stream, encode(decide(q)));
+                send_frame(stream, encode(decide(q)));
                 return; // the scheduler closes when it has the answer
             }
         } else if (r.ok() && (type == message_type::commit || type == message_type::release)) {
@@ -298,28 +384,45 @@ struct admission_node::impl {
                 return;
             }
         }
-        ++malformed_;
+        refuse(frame_refusal::malformed);
         t_.log().warning("placement: refused a malformed admission message from stream {}", stream);
         t_.close(stream);
     }
 
     // --- scheduler side --------------------------------------------------------------------------------
 
-    void place(workload w, completion done) {
+    /// Every instance when `only` is empty, else just those.
+    void place(workload w, std::map<std::string, std::vector<std::uint32_t>> only, completion done) {
         const auto id = next_attempt_++;
         auto& a = attempts_[id];
         a.done = std::move(done);
-        if (auto valid = w.validate(); !valid) {
+        auto invalid = [&](std::string why) {
             a.work = std::move(w);
             explanation e;
             e.workload = a.work.id;
-            e.summary = valid.error().describe();
+            e.summary = std::move(why);
             a.last_unplaced.push_back(std::move(e));
-            return finish(id);
+            finish(id);
+        };
+        if (auto valid = w.validate(); !valid) return invalid(valid.error().describe());
+        for (auto& entry : only) {
+            const auto& name = entry.first;
+            auto& instances = entry.second;
+            auto g = std::find_if(w.groups.begin(), w.groups.end(), [&name](const group& x) { return x.name == name; });
+            if (g == w.groups.end()) return invalid("workload '" + w.id + "' has no group '" + name + "'");
+            std::sort(instances.begin(), instances.end());
+            instances.erase(std::unique(instances.begin(), instances.end()), instances.end());
+            if (!instances.empty() && instances.back() >= g->count)
+                return invalid("workload '" + w.id + "' group '" + name + "': instance " + std::to_string(instances.back()) +
+                               " is not below its count " + std::to_string(g->count));
         }
         for (const auto& g : w.groups) {
             auto& list = a.remaining[g.name];
-            for (std::uint32_t i = 0; i < g.count; ++i) list.push_back(i);
+            if (only.empty()) {
+                for (std::uint32_t i = 0; i < g.count; ++i) list.push_back(i);
+            } else if (auto it = only.find(g.name); it != only.end()) {
+                list = it->second;
+            }
         }
         a.work = std::move(w);
         round(id);
@@ -338,15 +441,20 @@ struct admission_node::impl {
             copy.count = static_cast<std::uint32_t>(left.size());
             rest.groups.push_back(std::move(copy));
         }
-        auto sched = scheduler::create(view_, cfg_.scheduling);
-        if (!sched) {
-            explanation e;
-            e.workload = a.work.id;
-            e.summary = sched.error().describe();
-            a.last_unplaced = {std::move(e)};
-            return fail(id);
+        // The planner's usage follows its own plans, which admissions confirm; building it is O(view), so
+        // it is rebuilt only when the targets' word departs from the plans (see forget_planner()).
+        if (!planner_) {
+            auto sched = scheduler::create(view_, cfg_.scheduling);
+            if (!sched) {
+                explanation e;
+                e.workload = a.work.id;
+                e.summary = sched.error().describe();
+                a.last_unplaced = {std::move(e)};
+                return fail(id);
+            }
+            planner_.emplace(std::move(*sched));
         }
-        auto planned = sched->schedule(std::span<const workload>(&rest, 1));
+        auto planned = planner_->schedule(std::span<const workload>(&rest, 1));
         if (!planned) {
             explanation e;
             e.workload = a.work.id;
@@ -355,8 +463,13 @@ struct admission_node::impl {
             return fail(id);
         }
         a.last_unplaced = planned->unplaced;
+        // The planner assumed these evictions; what the targets really evict comes back in their answers.
+        if (!planned->evictions.empty()) forget_planner();
         // A gang that cannot be planned whole in this view cannot be admitted whole either.
-        if (planned->assignments.empty() || (a.work.gang && !planned->unplaced.empty())) return fail(id);
+        if (planned->assignments.empty() || (a.work.gang && !planned->unplaced.empty())) {
+            if (!planned->assignments.empty()) forget_planner(); // planned, never asked
+            return fail(id);
+        }
         std::vector<std::uint64_t> unreachable;
         for (const auto& asg : planned->assignments) {
             auto address = addresses_.find(asg.node);
@@ -373,6 +486,7 @@ struct admission_node::impl {
             o.req.priority = a.work.priority;
             o.req.allow_preemption = a.work.allow_preemption;
             o.req.reserve = a.work.gang;
+            o.req.instance = instance;
             for (const auto& g : a.work.groups)
                 if (g.name == asg.group) o.req.demand = g.demand;
             ++a.pending;
@@ -385,7 +499,7 @@ struct admission_node::impl {
             const auto stream = t_.connect(address->second);
             o.stream = stream;
             by_stream_[stream] = o.req.id;
-            t_.write(stream, encode(o.req));
+            send_frame(stream, encode(o.req));
             t_.set_timer(request_timer_base + o.req.id, t_.now() + cfg_.request_timeout);
             requests_.emplace(o.req.id, std::move(o));
         }
@@ -421,6 +535,7 @@ struct admission_node::impl {
                 x.id = o.req.allocation;
                 x.workload = a.work.id;
                 x.group = o.target.group;
+                x.instance = o.instance;
                 x.priority = a.work.priority;
                 x.demand = o.req.demand;
                 std::erase_if(node_in_view->allocations, [&](const allocation& y) {
@@ -428,8 +543,10 @@ struct admission_node::impl {
                 });
                 node_in_view->allocations.push_back(std::move(x));
             }
+            if (!reply->evicted.empty()) forget_planner();
         } else {
             ++a.refusals;
+            forget_planner();
             if (node_in_view != view_.nodes.end()) {
                 if (reply) {
                     // The target's word replaces our guess: what it reports in use is what is in use.
@@ -456,11 +573,14 @@ struct admission_node::impl {
         round(o.attempt);
     }
 
+    /// The view changed in a way the planner did not plan: the next round builds a new one from the view.
+    void forget_planner() { planner_.reset(); }
+
     void send_ids(const node_key& target, message_type type, std::vector<std::string> ids) {
         auto address = addresses_.find(target);
         if (address == addresses_.end() || ids.empty()) return;
         const auto stream = t_.connect(address->second);
-        t_.write(stream, encode_ids(type, ids));
+        send_frame(stream, encode_ids(type, ids));
         t_.close(stream);
     }
 
@@ -491,6 +611,7 @@ struct admission_node::impl {
                     std::erase_if(n->allocations, [&](const allocation& x) { return x.id == allocation_id; });
             }
             for (auto& [group_name, left] : a.remaining) std::sort(left.begin(), left.end());
+            if (!a.admitted.empty()) forget_planner();
             a.admitted.clear();
             a.evictions.clear();
         }
@@ -527,10 +648,13 @@ struct admission_node::impl {
         if (a.done) a.done(out);
     }
 
-    void on_outbound_frame(net::stream_id stream, std::span<const std::byte> frame) {
+    void on_outbound_frame(net::stream_id stream, std::span<const std::byte> sealed) {
         auto it = by_stream_.find(stream);
         if (it == by_stream_.end()) return t_.close(stream);
         const auto request_id = it->second;
+        auto plain = open_frame(sealed);
+        if (!plain) return answer(request_id, std::nullopt);
+        std::span<const std::byte> frame(*plain);
         wire::reader r(frame);
         auto m = r.begin_message(frame.size());
         response a;
@@ -545,7 +669,7 @@ struct admission_node::impl {
             r.fail(errc::malformed);
         }
         if (!r.finish() || a.id != request_id) {
-            ++malformed_;
+            refuse(frame_refusal::malformed);
             return answer(request_id, std::nullopt);
         }
         answer(request_id, std::move(a));
@@ -563,11 +687,15 @@ struct admission_node::impl {
     std::set<net::stream_id> inbound_;
     std::uint64_t next_attempt_ = 1;
     std::uint64_t next_request_ = 1;
-    std::uint64_t malformed_ = 0;
+    std::optional<scheduler> planner_;
+    std::optional<sealing> seal_;
+    change_hook hook_;
+    admission_statistics stats_;
 };
 
-admission_node::admission_node(net::transport& transport, node self, admission_config config)
-    : impl_(std::make_unique<impl>(transport, std::move(self), std::move(config))) {}
+admission_node::admission_node(net::transport& transport, node self, admission_config config,
+                               std::optional<admission_security> security)
+    : impl_(std::make_unique<impl>(transport, std::move(self), std::move(config), std::move(security))) {}
 admission_node::~admission_node() = default;
 
 void admission_node::on_datagram(const net::endpoint&, std::span<const std::byte>) {}
@@ -594,9 +722,18 @@ void admission_node::on_stream_closed(net::stream_id stream, boost::system::erro
 void admission_node::set_view(cluster snapshot, std::map<node_key, net::endpoint> addresses) {
     impl_->view_ = std::move(snapshot);
     impl_->addresses_ = std::move(addresses);
+    impl_->forget_planner();
 }
 
-void admission_node::place(workload w, completion done) { impl_->place(std::move(w), std::move(done)); }
+void admission_node::place(workload w, completion done) { impl_->place(std::move(w), {}, std::move(done)); }
+
+void admission_node::place_instances(workload w, std::map<std::string, std::vector<std::uint32_t>> instances,
+                                     completion done) {
+    impl_->place(std::move(w), std::move(instances), std::move(done));
+}
+
+void admission_node::on_change(change_hook hook) { impl_->hook_ = std::move(hook); }
+const admission_statistics& admission_node::stats() const noexcept { return impl_->stats_; }
 
 const node& admission_node::self() const noexcept { return impl_->self_; }
 resources admission_node::free() const {

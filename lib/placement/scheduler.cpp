@@ -1019,9 +1019,37 @@ detailed_result<plan> scheduler::impl::schedule(std::span<const workload> worklo
             if (!index_of.contains(id))
                 return error(errc::invalid_argument, fmt::format("workload '{}': locality names unknown node '{}'", w.id, id));
     }
+    std::vector<const workload*> order;
+    order.reserve(workloads.size());
+    for (const auto& w : workloads) order.push_back(&w);
+    if (config.largest_first && order.size() > 1) {
+        // Size as the dominant share of the largest capacity in each dimension, so CPU and memory compare.
+        std::vector<double> largest(fixed_dims, 0);
+        for (std::size_t n = 0; n < ids.size(); ++n)
+            for (std::size_t d = 0; d < fixed_dims; ++d)
+                largest[d] = std::max(largest[d], static_cast<double>(capacity[n * dims + d]));
+        auto size_of = [&](const workload* w) {
+            double biggest = 0;
+            for (const auto& g : w->groups) {
+                const std::int64_t v[fixed_dims] = {g.demand.cpu_millis, g.demand.memory_bytes, g.demand.disk_bytes, g.demand.gpus};
+                for (std::size_t d = 0; d < fixed_dims; ++d)
+                    if (largest[d] > 0) biggest = std::max(biggest, static_cast<double>(v[d]) / largest[d]);
+            }
+            return biggest;
+        };
+        std::vector<std::pair<double, const workload*>> keyed;
+        keyed.reserve(order.size());
+        for (const auto* w : order) keyed.emplace_back(size_of(w), w);
+        std::stable_sort(keyed.begin(), keyed.end(), [](const auto& l, const auto& r) {
+            if (l.second->priority != r.second->priority) return l.second->priority > r.second->priority;
+            return l.first > r.first;
+        });
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = keyed[i].second;
+    }
     plan out;
     scheduler_run run{*this, admit, out, {}, {}};
-    for (const auto& w : workloads) {
+    for (const auto* wp : order) {
+        const auto& w = *wp;
         const auto assignments_before = out.assignments.size();
         const auto evictions_before = out.evictions.size();
         const auto unplaced_before = out.unplaced.size();

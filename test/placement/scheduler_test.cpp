@@ -454,6 +454,34 @@ TEST(placement, successive_calls_see_earlier_placements) {
     EXPECT_EQ(p.unplaced[1].summary, p.unplaced[0].summary);
 }
 
+TEST(placement, largest_first_packs_a_batch_onto_fewer_nodes_and_puts_priority_first) {
+    sp::cluster c;
+    for (int i = 0; i < 6; ++i) c.nodes.push_back(make_node("n" + std::to_string(i), 1000, 8 * gib));
+    std::vector<sp::workload> batch = {make_workload("small", 2, 400, gib / 8), make_workload("large", 2, 600, gib / 8)};
+    auto machines = [&](bool largest_first) {
+        sp::scheduler_config cfg;
+        cfg.seed = 3;
+        cfg.largest_first = largest_first;
+        auto s = sp::scheduler::create(c, cfg).value();
+        auto p = s.schedule(batch).value();
+        EXPECT_EQ(p.assignments.size(), 4u);
+        return count_by_node(p).size();
+    };
+    EXPECT_EQ(machines(false), 3u); // 400 + 400 share a node, then each 600 needs its own
+    EXPECT_EQ(machines(true), 2u);  // 600 + 400 twice
+
+    auto urgent = make_workload("urgent", 1, 100);
+    urgent.priority = 9;
+    batch.push_back(urgent);
+    sp::scheduler_config cfg;
+    cfg.largest_first = true;
+    auto s = sp::scheduler::create(c, cfg).value();
+    auto p = s.schedule(batch).value();
+    ASSERT_EQ(p.assignments.size(), 5u);
+    EXPECT_EQ(p.assignments.front().workload, "urgent");
+    EXPECT_EQ(p.assignments[1].workload, "large");
+}
+
 TEST(placement, rebalance_pack_frees_nodes_within_budget) {
     sp::cluster c;
     for (int i = 0; i < 4; ++i) {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -51,6 +53,7 @@ struct mesh {
     sim::network net;
     std::vector<node> view;
     std::map<node_key, swarm::net::endpoint> addresses;
+    std::optional<admission_security> security; // for the nodes added next
 
     explicit mesh(std::uint64_t seed) : net(make(seed)) {}
     static sim::network make(std::uint64_t seed) {
@@ -68,8 +71,10 @@ struct mesh {
         addresses[truth.id] = net.endpoint_of(id, port);
         admission_config cfg;
         cfg.reservation_lease = 5s;
-        EXPECT_TRUE(net.add_protocol(id, port, [truth, cfg](swarm::net::transport& t) {
-            return std::make_unique<admission_node>(t, truth, cfg);
+        auto sec = security;
+        if (sec) sec->sender = id + 1;
+        EXPECT_TRUE(net.add_protocol(id, port, [truth, cfg, sec](swarm::net::transport& t) {
+            return std::make_unique<admission_node>(t, truth, cfg, sec);
         }));
         return id;
     }
@@ -232,6 +237,34 @@ TEST(admission, impossible_and_invalid_workloads_are_explained) {
     EXPECT_NE(out->unplaced[0].summary.find("cpu"), std::string::npos) << out->unplaced[0].summary;
 }
 
+TEST(admission, place_instances_places_only_those_named_and_explains_bad_names) {
+    mesh m(12);
+    const auto a = m.add(make_node("a", 8000));
+    const auto scheduler = m.add(make_node("s", 0));
+    std::optional<placement_outcome> out;
+    m.at(scheduler)->set_view(cluster{m.view, {}}, m.addresses);
+    m.at(scheduler)->place_instances(make_workload("api", 5, 1000), {{"web", {4, 1}}},
+                                     [&](const placement_outcome& o) { out = o; });
+    ASSERT_TRUE(m.net.run_until([&] { return out.has_value(); }, m.net.now() + 10s));
+    ASSERT_EQ(out->placed.size(), 2u);
+    std::set<std::string> ids;
+    for (const auto& x : m.at(a)->self().allocations) ids.insert(x.id);
+    EXPECT_EQ(ids, (std::set<std::string>{"api/web/1", "api/web/4"}));
+
+    auto bad = [&](std::map<std::string, std::vector<std::uint32_t>> which) {
+        std::optional<placement_outcome> o;
+        m.at(scheduler)->place_instances(make_workload("api", 5, 1000), std::move(which),
+                                         [&](const placement_outcome& x) { o = x; });
+        EXPECT_TRUE(o.has_value()) << "completes at once";
+        EXPECT_TRUE(o->placed.empty());
+        EXPECT_EQ(o->unplaced.size(), 1u);
+        return o->unplaced.empty() ? std::string() : o->unplaced[0].summary;
+    };
+    EXPECT_NE(bad({{"db", {0}}}).find("no group 'db'"), std::string::npos);
+    EXPECT_NE(bad({{"web", {5}}}).find("instance 5 is not below its count 5"), std::string::npos);
+    EXPECT_EQ(m.at(a)->self().allocations.size(), 2u);
+}
+
 /// Sends raw frames to a target, as a broken or hostile peer would.
 class raw_client final : public swarm::net::protocol {
 public:
@@ -262,6 +295,94 @@ TEST(admission, garbage_is_refused_and_changes_nothing) {
     m.net.run_for(1s);
     EXPECT_EQ(client->closed, 3);
     EXPECT_TRUE(m.at(target)->self().allocations.empty());
+}
+
+admission_security sealed_with(std::byte key_byte, std::string label = "prod") {
+    admission_security s;
+    std::array<std::byte, swarm::seal::key_size> key{};
+    key.fill(key_byte);
+    EXPECT_TRUE(s.keys.add(key));
+    s.cluster_label = std::move(label);
+    return s;
+}
+
+/// Keeps what it receives and answers nothing: a man in the middle recording sealed requests.
+class recorder final : public swarm::net::protocol {
+public:
+    explicit recorder(swarm::net::transport&) {}
+    void on_datagram(const swarm::net::endpoint&, std::span<const std::byte>) override {}
+    void on_stream_frame(swarm::net::stream_id, std::span<const std::byte> frame) override {
+        frames.emplace_back(frame.begin(), frame.end());
+    }
+    std::vector<std::vector<std::byte>> frames;
+};
+
+TEST(admission, sealed_messages_place_and_a_foreign_key_or_cluster_is_dropped_and_counted) {
+    mesh m(10);
+    m.security = sealed_with(std::byte{1});
+    const auto target = m.add(make_node("t", 4000));
+    const auto friendly = m.add(make_node("s", 0));
+    m.security = sealed_with(std::byte{2}); // a key the target does not hold
+    const auto stranger = m.add(make_node("x", 0));
+    m.security = sealed_with(std::byte{1}, "staging"); // the right key, another cluster
+    const auto neighbour = m.add(make_node("y", 0));
+    m.view.erase(m.view.begin() + 1, m.view.end()); // schedulers only see the target
+
+    auto ok = m.place(friendly, make_workload("api", 1, 1000));
+    ASSERT_TRUE(ok.has_value());
+    EXPECT_EQ(ok->placed.size(), 1u);
+    auto foreign = m.place(stranger, make_workload("intruder", 1, 1000));
+    ASSERT_TRUE(foreign.has_value());
+    EXPECT_TRUE(foreign->placed.empty());
+    auto other = m.place(neighbour, make_workload("staging-job", 1, 1000));
+    ASSERT_TRUE(other.has_value());
+    EXPECT_TRUE(other->placed.empty());
+
+    const auto& stats = m.at(target)->stats();
+    EXPECT_GE(stats.dropped_by(frame_refusal::unknown_key), 1u);
+    EXPECT_GE(stats.dropped_by(frame_refusal::wrong_cluster), 1u);
+    EXPECT_EQ(stats.admitted, 1u);
+    ASSERT_EQ(m.at(target)->self().allocations.size(), 1u);
+    EXPECT_EQ(m.at(target)->self().allocations[0].workload, "api");
+}
+
+TEST(admission, sealed_garbage_unsealed_requests_and_replays_are_dropped_and_counted) {
+    mesh m(11);
+    m.security = sealed_with(std::byte{1});
+    const auto target = m.add(make_node("t", 4000));
+    const auto scheduler = m.add(make_node("s", 0));
+    // The scheduler is made to send to a recorder instead of the target.
+    const auto spy = m.net.add_node();
+    ASSERT_TRUE(m.net.add_protocol(spy, port, [](swarm::net::transport& t) { return std::make_unique<recorder>(t); }));
+    const auto real_address = m.addresses["t"];
+    m.addresses["t"] = m.net.endpoint_of(spy, port);
+    m.view.pop_back();
+    auto out = m.place(scheduler, make_workload("api", 1, 1000));
+    ASSERT_TRUE(out.has_value());
+    EXPECT_TRUE(out->placed.empty()); // the recorder never answered
+    auto* rec = m.net.protocol_of<recorder>(spy, port);
+    ASSERT_FALSE(rec->frames.empty());
+
+    const auto rogue = m.net.add_node();
+    ASSERT_TRUE(m.net.add_protocol(rogue, port, [](swarm::net::transport& t) { return std::make_unique<raw_client>(t); }));
+    m.net.run_for(1ms);
+    auto* client = m.net.protocol_of<raw_client>(rogue, port);
+    auto captured = rec->frames.front();
+    client->send(real_address, captured); // delivered once: a genuine request, late
+    m.net.run_for(100ms);
+    client->send(real_address, captured); // and again: a replay
+    auto forged = captured;
+    forged[24] ^= std::byte{1}; // another sequence number: not a replay, but the header is authenticated
+    client->send(real_address, forged);
+    client->send(real_address, std::vector<std::byte>(10, std::byte{7})); // too short to be sealed
+    m.net.run_for(1s);
+
+    const auto& stats = m.at(target)->stats();
+    EXPECT_EQ(stats.admitted, 1u);
+    EXPECT_EQ(stats.dropped_by(frame_refusal::replayed), 1u);
+    EXPECT_EQ(stats.dropped_by(frame_refusal::unsealed), 1u);
+    EXPECT_EQ(stats.dropped_by(frame_refusal::authentication_failed), 1u);
+    EXPECT_EQ(m.at(target)->self().allocations.size(), 1u);
 }
 
 } // namespace

@@ -47,6 +47,18 @@ struct served_model {
     friend bool operator==(const served_model&, const served_model&) = default;
 };
 
+/// Work a node has admitted and runs, so every scheduler's view of the node converges on its usage.
+struct allocation {
+    std::string id;
+    std::string workload;
+    std::string group;
+    std::uint32_t instance = 0;
+    /// What the allocation holds; a GPU entry counts one GPU (its model and memory may be left empty).
+    resources demand;
+    std::int32_t priority = 0;
+    friend bool operator==(const allocation&, const allocation&) = default;
+};
+
 /// What a node advertises. Spread by gossip (small) or fetched over a stream (large); versioned by the
 /// member's incarnation.
 struct metadata {
@@ -57,6 +69,9 @@ struct metadata {
     std::vector<served_model> models;
     /// Free-form bytes for the application.
     std::vector<std::byte> extra;
+    /// What the node's admission has accepted. Appended to the encoding after `extra`: metadata written
+    /// before allocations existed decodes with none, and older readers skip them.
+    std::vector<allocation> allocations;
 
     std::vector<std::byte> encode() const;
     /// errc::truncated / malformed / too_large / unsupported_version for bad input; never reads past it.
