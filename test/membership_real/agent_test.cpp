@@ -46,7 +46,7 @@ struct temp_dir {
 };
 
 std::filesystem::path samples_dir() {
-    return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "samples" / "membership";
+    return std::filesystem::path(SWARM_SOURCE_DIR) / "samples" / "membership";
 }
 
 /// Polls every 20 ms for at most `limit`.

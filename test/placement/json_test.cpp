@@ -124,7 +124,7 @@ std::string slurp(const std::filesystem::path& p) {
 
 // The sample's inputs stay loadable and keep showing what they are there to show.
 TEST(placement_json, sample_inputs_schedule_as_documented) {
-    const auto dir = std::filesystem::path(__FILE__).parent_path() / ".." / ".." / "samples" / "placement";
+    const auto dir = std::filesystem::path(SWARM_SOURCE_DIR) / "samples" / "placement";
     auto c = sp::cluster_from_json(slurp(dir / "cluster.json"));
     ASSERT_TRUE(c.has_value()) << c.error().describe();
     auto w = sp::workloads_from_json(slurp(dir / "workloads.json"));
