@@ -208,6 +208,8 @@ struct core {
     metrics::histogram* duration_seconds = nullptr;
     metrics::gauge* in_flight_gauge = nullptr;
     metrics::gauge* queued_gauge = nullptr;
+    metrics::family<metrics::gauge>* backend_queued = nullptr;
+    metrics::family<metrics::gauge>* backend_kv = nullptr;
 
     core(gateway_config c, logger l, router r) : cfg(std::move(c)), log(std::move(l)), rt(std::move(r)) {}
 
@@ -581,6 +583,8 @@ awaitable<void> core::backend_loop(std::shared_ptr<backend_entry> b) {
                     const double queued = load.waiting + std::max(0.0, load.running - local);
                     const double kv = load.kv_usage >= 0 ? load.kv_usage : (st ? st->info.kv_cache_usage : 0.0);
                     (void)rt.set_reported_load(b->cfg.id, static_cast<std::uint32_t>(std::lround(queued)), kv);
+                    backend_queued->labels({b->cfg.id}).set(queued);
+                    backend_kv->labels({b->cfg.id}).set(kv);
                 }
             }
         }
@@ -1295,6 +1299,36 @@ std::optional<std::string> head_problem(const http::request_parser<http::string_
 
 } // namespace
 
+// A deadline for operations on a bare socket: cancels them when it passes; fired() says that it did.
+class op_deadline {
+public:
+    op_deadline(core& g, tcp::socket& s, duration d) : tt_(g) {
+        tt_.timer.expires_after(d);
+        tt_.timer.async_wait([&s, st = state_](boost::system::error_code ec) {
+            // Cancelled, or the guarded operation already finished (the socket may be gone): touch nothing.
+            if (ec || !st->armed) return;
+            st->fired = true;
+            boost::system::error_code ignore;
+            s.cancel(ignore);
+        });
+    }
+    ~op_deadline() {
+        state_->armed = false;
+        tt_.timer.cancel();
+    }
+    bool fired() const { return state_->fired; }
+    op_deadline(const op_deadline&) = delete;
+    op_deadline& operator=(const op_deadline&) = delete;
+
+private:
+    struct state {
+        bool armed = true;
+        bool fired = false;
+    };
+    core::tracked_timer tt_;
+    std::shared_ptr<state> state_ = std::make_shared<state>();
+};
+
 awaitable<void> core::session(tcp::socket socket) {
     boost::system::error_code ignore;
     socket.set_option(tcp::no_delay(true), ignore);
@@ -1321,8 +1355,17 @@ awaitable<void> core::session(tcp::socket socket) {
             if (ec || stopping) co_return;
             c.buffer.commit(n);
         }
-        c.stream.expires_after(cfg.header_timeout);
-        auto [hec, head_size] = co_await asio::async_read_until(c.stream, c.buffer, "\r\n\r\n", nothrow);
+        // The head and body reads go to the bare socket under a deadline that cancels rather than closes (as
+        // tcp_stream's would), so a slow client still gets its 408.
+        c.stream.expires_never();
+        std::size_t head_size = 0;
+        boost::system::error_code hec;
+        {
+            op_deadline limit(*this, c.stream.socket(), cfg.header_timeout);
+            std::tie(hec, head_size) =
+                co_await asio::async_read_until(c.stream.socket(), c.buffer, "\r\n\r\n", nothrow);
+            if (limit.fired()) hec = beast::error::timeout;
+        }
         if (hec == asio::error::not_found) {
             co_await bad(http::status::request_header_fields_too_large, "The request head is too large.",
                          "header_too_large");
@@ -1361,8 +1404,12 @@ awaitable<void> core::session(tcp::socket socket) {
             http::response<http::empty_body> cont{http::status::continue_, 11};
             co_await http::async_write(c.stream, cont, nothrow);
         }
-        c.stream.expires_after(cfg.body_timeout);
-        auto [bec, bn] = co_await http::async_read(c.stream, c.buffer, parser, nothrow);
+        boost::system::error_code bec;
+        {
+            op_deadline limit(*this, c.stream.socket(), cfg.body_timeout);
+            std::tie(bec, std::ignore) = co_await http::async_read(c.stream.socket(), c.buffer, parser, nothrow);
+            if (limit.fired()) bec = beast::error::timeout;
+        }
         if (bec == http::error::body_limit) {
             co_await bad(http::status::payload_too_large,
                          fmt::format("The request body is over the limit of {} bytes.", cfg.max_body_bytes),
@@ -1433,6 +1480,12 @@ detailed_result<void> core::init() {
                            .value();
     in_flight_gauge = reg.add_gauge("swarm_dispatch_gateway_in_flight", "Requests being proxied").value();
     queued_gauge = reg.add_gauge("swarm_dispatch_gateway_queued", "Requests waiting for admission").value();
+    backend_queued = reg.add_gauge_family("swarm_dispatch_gateway_backend_queued",
+                                          "Requests queued at a backend as its /metrics reports them", {"backend"})
+                         .value();
+    backend_kv = reg.add_gauge_family("swarm_dispatch_gateway_backend_kv_cache_usage",
+                                      "KV cache usage (0..1) a backend's /metrics reports", {"backend"})
+                     .value();
     retry_tokens = cfg.retry_budget_burst;
     for (const auto& k : cfg.api_keys) {
         key_entry e;
