@@ -2,15 +2,21 @@
 //
 // Usage:
 //   swarm_gateway --listen 127.0.0.1:0 [--port-file PATH] --backend URL [--backend URL ...]
-//                 [--api-key KEY ...] [--config FILE.json]
+//                 [--api-key KEY ...] [--config FILE.json] [--mesh AGENT.json [--seed HOST:PORT ...]]
 //
 // --config loads a dispatch::gateway_config (JSON); the other flags add to it (--listen replaces its listen
 // address). Each backend's models are learned from its GET /v1/models. Once listening it prints exactly one
 // line, "listening on ADDRESS:PORT", to stdout, and writes PORT to --port-file when given. SIGINT and SIGTERM
 // stop it gracefully (requests in progress get five seconds to finish).
+//
+// Mesh mode: --mesh loads a membership::agent_config (bind address, identity file, cluster keys; see
+// samples/membership/node1.json) and --seed adds seeds to it. The gateway joins the mesh and, every second,
+// serves the backends the members advertise in their metadata (served_model entries) next to the --backend
+// ones; --backend is then optional.
 // Exit status: 0 after a clean stop, 1 when it cannot listen, 2 for a usage or config error.
 #include <swarm/core/config.hpp>
 #include <swarm/dispatch/gateway.hpp>
+#include <swarm/membership/agent.hpp>
 
 #include <fmt/format.h>
 
@@ -36,8 +42,8 @@ int usage(std::string_view problem) {
 
 int main(int argc, char** argv) {
     namespace d = swarm::dispatch;
-    std::optional<std::string> listen, port_file, config_file;
-    std::vector<std::string> backends, keys;
+    std::optional<std::string> listen, port_file, config_file, mesh_file;
+    std::vector<std::string> backends, keys, seeds;
     for (int i = 1; i < argc; ++i) {
         const std::string_view flag = argv[i];
         if (i + 1 >= argc) return usage(fmt::format("{} needs a value", flag));
@@ -47,6 +53,8 @@ int main(int argc, char** argv) {
         else if (flag == "--config") config_file = value;
         else if (flag == "--backend") backends.push_back(value);
         else if (flag == "--api-key") keys.push_back(value);
+        else if (flag == "--mesh") mesh_file = value;
+        else if (flag == "--seed") seeds.push_back(value);
         else return usage(fmt::format("unknown option {}", flag));
     }
 
@@ -73,7 +81,17 @@ int main(int argc, char** argv) {
         a.key = std::move(k);
         cfg.api_keys.push_back(std::move(a));
     }
-    if (cfg.backends.empty()) return usage("at least one --backend (or backends in --config) is required");
+    if (!seeds.empty() && !mesh_file) return usage("--seed needs --mesh AGENT.json (identity and cluster keys)");
+    if (cfg.backends.empty() && !mesh_file)
+        return usage("at least one --backend (or backends in --config, or --mesh) is required");
+    std::optional<swarm::membership::agent_config> mesh_cfg;
+    if (mesh_file) {
+        auto loaded = swarm::config::load_file<swarm::membership::agent_config>(*mesh_file);
+        if (!loaded) return usage(fmt::format("mesh config error: {}", loaded.error().describe()));
+        mesh_cfg = std::move(*loaded);
+        for (auto& s : seeds) mesh_cfg->seeds.push_back(std::move(s));
+    }
+    const auto static_backends = cfg.backends;
 
     // Blocked before the gateway's thread starts, so that thread inherits the mask and sigwait() here gets them.
     sigset_t stop_signals;
@@ -107,9 +125,35 @@ int main(int argc, char** argv) {
     fmt::print("listening on {}\n", shown.to_string());
     std::fflush(stdout);
 
+    std::optional<swarm::membership::agent> agent;
+    if (mesh_cfg) {
+        auto a = swarm::membership::agent::create(std::move(*mesh_cfg));
+        if (!a) {
+            fmt::print(stderr, "swarm_gateway: cannot join the mesh: {}\n", a.error().describe());
+            return 1;
+        }
+        agent.emplace(std::move(*a));
+    }
+
     int signal = 0;
-    sigwait(&stop_signals, &signal);
+    for (;;) {
+        // Wakes every second in mesh mode to follow membership; otherwise just waits for the signal.
+        if (!agent) {
+            sigwait(&stop_signals, &signal);
+            break;
+        }
+        timespec tick{1, 0};
+        signal = sigtimedwait(&stop_signals, nullptr, &tick);
+        if (signal > 0) break;
+        if (auto members = agent->members()) {
+            auto all = static_backends;
+            for (auto& b : d::backends_from_members(*members)) all.push_back(std::move(b));
+            if (auto r = gw->set_backends(std::move(all)); !r)
+                fmt::print(stderr, "swarm_gateway: {}\n", r.error().describe());
+        }
+    }
     fmt::print(stderr, "swarm_gateway: {} received, stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
     gw->stop(std::chrono::seconds(5));
+    if (agent) (void)agent->leave();
     return 0;
 }
