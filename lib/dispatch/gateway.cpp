@@ -34,6 +34,7 @@
 #include <atomic>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <map>
@@ -82,9 +83,14 @@ std::string hex(std::span<const unsigned char> bytes) {
     return s;
 }
 
-std::string random_hex(std::size_t bytes) {
+// Request and span ids need to be unique, not secret: a generator seeded once from the system's entropy
+// costs no system call per request (randombytes_buf does).
+std::string random_hex(std::mt19937_64& rng, std::size_t bytes) {
     std::array<unsigned char, 32> buf{};
-    randombytes_buf(buf.data(), bytes);
+    for (std::size_t i = 0; i < bytes; i += 8) {
+        const auto v = rng();
+        std::memcpy(buf.data() + i, &v, std::min<std::size_t>(8, bytes - i));
+    }
     return hex({buf.data(), bytes});
 }
 
@@ -94,16 +100,16 @@ bool is_lower_hex(std::string_view s) {
 
 // W3C traceparent: "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>"; the gateway is a hop, so it keeps
 // the trace id and flags and sends its own parent id. A missing or invalid one starts a new trace.
-std::string next_traceparent(std::string_view incoming) {
+std::string next_traceparent(std::mt19937_64& rng, std::string_view incoming) {
     if (incoming.size() == 55 && incoming.substr(0, 3) == "00-" && incoming[35] == '-' && incoming[52] == '-') {
         auto trace = incoming.substr(3, 32);
         auto parent = incoming.substr(36, 16);
         auto flags = incoming.substr(53, 2);
         if (is_lower_hex(trace) && is_lower_hex(parent) && is_lower_hex(flags) &&
             trace != std::string(32, '0') && parent != std::string(16, '0'))
-            return fmt::format("00-{}-{}-{}", trace, random_hex(8), flags);
+            return fmt::format("00-{}-{}-{}", trace, random_hex(rng, 8), flags);
     }
-    return fmt::format("00-{}-{}-01", random_hex(16), random_hex(8));
+    return fmt::format("00-{}-{}-01", random_hex(rng, 16), random_hex(rng, 8));
 }
 
 bool sane_request_id(std::string_view id) {
@@ -139,6 +145,13 @@ response json_response(http::status status, const json::value& v) {
 enum class breaker_state : std::uint8_t { closed, open, half_open };
 
 struct upstream_conn;
+
+std::uint64_t seed_from_sodium() {
+    detail::sodium_init_once();
+    std::uint64_t seed = 0;
+    randombytes_buf(&seed, sizeof seed);
+    return seed;
+}
 
 struct backend_entry {
     backend_config cfg;
@@ -197,7 +210,7 @@ struct core {
     std::deque<std::pair<asio::steady_timer*, bool*>> admission_queue;
     double retry_tokens = 0;
     std::vector<key_entry> keys;
-    std::mt19937_64 rng{std::random_device{}()};
+    std::mt19937_64 rng{seed_from_sodium()};
 
     metrics::family<metrics::counter>* requests_total = nullptr;
     metrics::family<metrics::counter>* rejected_total = nullptr;
@@ -885,8 +898,8 @@ std::optional<response> server::parse_target(const http::request<http::string_bo
 awaitable<bool> server::handle(http::request<http::string_body>& req) {
     started_ = now();
     auto rid = req["x-request-id"];
-    request_id_ = sane_request_id(rid) ? std::string(rid) : random_hex(16);
-    traceparent_ = next_traceparent(req["traceparent"]);
+    request_id_ = sane_request_id(rid) ? std::string(rid) : random_hex(g_.rng, 16);
+    traceparent_ = next_traceparent(g_.rng, req["traceparent"]);
 
     std::string_view target = req.target();
     auto path = target.substr(0, target.find('?'));
