@@ -217,6 +217,7 @@ struct core {
     metrics::family<metrics::counter>* upstream_total = nullptr;
     metrics::counter* retries_total = nullptr;
     metrics::counter* cancelled_total = nullptr;
+    metrics::counter* hedges_total = nullptr;
     metrics::family<metrics::counter>* breaker_open_total = nullptr;
     metrics::histogram* duration_seconds = nullptr;
     metrics::gauge* in_flight_gauge = nullptr;
@@ -647,12 +648,18 @@ struct client_conn {
     client_conn& operator=(const client_conn&) = delete;
 };
 
+// One attempt's hold on a backend connection.
+struct leg {
+    bool abandoned = false;                    // a hedge won: stop and give the connection up
+    beast::tcp_stream* upstream = nullptr;     // the connection in use
+};
+
 // What a proxied exchange shares with the coroutine watching its client.
 struct exchange {
     bool done = false;
     bool client_gone = false;
-    beast::tcp_stream* upstream = nullptr;     // the connection in use, closed when the client leaves
-    asio::steady_timer* sleeping = nullptr;    // a backoff or queue wait, cut short when the client leaves
+    std::vector<std::shared_ptr<leg>> legs;    // their connections are closed when the client leaves
+    asio::steady_timer* sleeping = nullptr;    // a backoff or hedge wait, cut short when the client leaves
 };
 
 awaitable<void> watch_client(std::shared_ptr<exchange> ex, client_conn* c, core* g) {
@@ -667,7 +674,8 @@ awaitable<void> watch_client(std::shared_ptr<exchange> ex, client_conn* c, core*
     if (pec == asio::error::would_block || (!pec && n > 0)) co_return;
     ex->client_gone = true;
     g->cancelled_total->inc();
-    if (ex->upstream) ex->upstream->close();
+    for (auto& l : ex->legs)
+        if (l->upstream) l->upstream->close();
     if (ex->sleeping) ex->sleeping->cancel();
 }
 
@@ -682,7 +690,16 @@ struct attempt_result {
     bool backend_fault = false;          // counts against the breaker
     unsigned status = 0;                 // the client's status when committed
     error failure;                       // when failed
-    std::optional<response> held;        // a retryable upstream status, passed on if no retry is left
+    std::optional<response> held;        // the answer to write (committed), or a retryable status to pass on
+};
+
+// Two hedged attempts of one request.
+struct race {
+    std::array<std::optional<attempt_result>, 2> results;
+    std::array<std::shared_ptr<leg>, 2> legs;
+    int spawned = 0;
+    int finished = 0;
+    asio::steady_timer* wake = nullptr; // cancelled when an attempt finishes
 };
 
 } // namespace
@@ -725,7 +742,12 @@ private:
                                          route_target& t);
     awaitable<bool> proxy(http::request<http::string_body>& req, route_target& t);
     awaitable<attempt_result> attempt(std::shared_ptr<backend_entry> b, http::request<http::string_body>& req,
-                                      const route_target& t, time_point deadline, std::shared_ptr<exchange> ex);
+                                      const route_target& t, time_point deadline, std::shared_ptr<exchange> ex,
+                                      std::shared_ptr<leg> lg);
+    awaitable<attempt_result> run_attempt(backend_ref ref, std::shared_ptr<backend_entry> b,
+                                          http::request<http::string_body>& req, const route_target& t,
+                                          time_point deadline, std::shared_ptr<exchange> ex, std::shared_ptr<leg> lg);
+    std::shared_ptr<backend_entry> candidate(backend_ref ref) const;
 
     core& g_;
     client_conn& c_;
@@ -974,6 +996,65 @@ struct admission_slot {
     }
 };
 
+std::shared_ptr<backend_entry> server::candidate(backend_ref ref) const {
+    const auto* st = g_.rt.find(ref);
+    if (!st) return nullptr;
+    auto it = g_.backends.find(st->info.id);
+    if (it == g_.backends.end()) return nullptr;
+    if (it->second->breaker == breaker_state::half_open && it->second->trial_in_flight) return nullptr; // one trial
+    return it->second;
+}
+
+// One attempt with the router's load accounting and the breaker around it.
+awaitable<attempt_result> server::run_attempt(backend_ref ref, std::shared_ptr<backend_entry> b,
+                                              http::request<http::string_body>& req, const route_target& t,
+                                              time_point deadline, std::shared_ptr<exchange> ex,
+                                              std::shared_ptr<leg> lg) {
+    const bool trial = b->breaker == breaker_state::half_open;
+    if (trial) b->trial_in_flight = true;
+    g_.rt.on_start(ref);
+    const auto t0 = now();
+    auto last = co_await attempt(b, req, t, deadline, ex, lg);
+    const bool ok = last.what == attempt_result::kind::committed && last.status < 500;
+    g_.rt.on_finish(ref, ok, now() - t0);
+    if (trial) b->trial_in_flight = false;
+    g_.upstream_total
+        ->labels({b->cfg.id, ok ? "ok" : (last.what == attempt_result::kind::client_gone ? "cancelled" : "failed")})
+        .inc();
+    // Breaker: consecutive faults open it (the router stops choosing the backend) for a cool-down that
+    // doubles with each consecutive opening; then one trial decides.
+    if (last.backend_fault) {
+        ++b->consecutive_failures;
+        if (!b->removed && (trial || b->consecutive_failures >= g_.cfg.breaker_failures) &&
+            b->breaker != breaker_state::open) {
+            b->breaker = breaker_state::open;
+            g_.breaker_open_total->labels({b->cfg.id}).inc();
+            g_.log.warning("gateway: backend {} ejected after {} consecutive failures", b->cfg.id,
+                           b->consecutive_failures);
+            (void)g_.rt.set_health(b->cfg.id, b->healthy, true);
+            const auto cool = g_.cfg.breaker_open_time * (1u << std::min<std::uint32_t>(b->openings, 3));
+            ++b->openings;
+            asio::co_spawn(
+                g_.io,
+                [](core* g, std::shared_ptr<backend_entry> be, duration d) -> awaitable<void> {
+                    co_await g->sleep_until(now() + d);
+                    if (be->removed || g->stopping || be->breaker != breaker_state::open) co_return;
+                    be->breaker = breaker_state::half_open;
+                    (void)g->rt.set_health(be->cfg.id, be->healthy, false);
+                }(&g_, b, cool),
+                asio::detached);
+        }
+    } else if (last.what == attempt_result::kind::committed) {
+        b->consecutive_failures = 0;
+        if (b->breaker != breaker_state::closed) {
+            b->breaker = breaker_state::closed;
+            b->openings = 0;
+            (void)g_.rt.set_health(b->cfg.id, b->healthy, false);
+        }
+    }
+    co_return last;
+}
+
 awaitable<bool> server::proxy(http::request<http::string_body>& req, route_target& t) {
     // Admission: a slot now, a place in the bounded queue, or 429.
     admission_slot slot;
@@ -1034,13 +1115,10 @@ awaitable<bool> server::proxy(http::request<http::string_body>& req, route_targe
     attempt_result last;
     std::uint32_t attempts = 0;
     bool any_tried = false;
+    const bool hedge = !t.stream && g_.cfg.hedge_after > duration::zero() && g_.cfg.max_attempts >= 2;
     for (std::size_t i = 0; i < order.size() && attempts < g_.cfg.max_attempts; ++i) {
-        const auto* st = g_.rt.find(order[i]);
-        if (!st) continue;
-        auto it = g_.backends.find(st->info.id);
-        if (it == g_.backends.end()) continue;
-        auto b = it->second;
-        if (b->breaker == breaker_state::half_open && b->trial_in_flight) continue; // one trial at a time
+        auto b = candidate(order[i]);
+        if (!b) continue;
         if (any_tried) {
             if (g_.retry_tokens < 1) break;
             g_.retry_tokens -= 1;
@@ -1057,44 +1135,84 @@ awaitable<bool> server::proxy(http::request<http::string_body>& req, route_targe
             ex->sleeping = nullptr;
             if (ex->client_gone || g_.stopping) break;
         }
+        const bool first = !any_tried;
         any_tried = true;
         ++attempts;
-        const bool trial = b->breaker == breaker_state::half_open;
-        if (trial) b->trial_in_flight = true;
-        const auto ref = order[i];
-        g_.rt.on_start(ref);
-        const auto t0 = now();
-        last = co_await attempt(b, req, t, deadline, ex);
-        const bool ok = last.what == attempt_result::kind::committed && last.status < 500;
-        g_.rt.on_finish(ref, ok, now() - t0);
-        if (trial) b->trial_in_flight = false;
-        g_.upstream_total->labels({b->cfg.id, ok ? "ok" : (last.what == attempt_result::kind::client_gone ? "cancelled" : "failed")}).inc();
-        // Breaker: consecutive faults open it (the router stops choosing the backend) for a cool-down that
-        // doubles with each consecutive opening; then one trial decides.
-        if (last.backend_fault) {
-            ++b->consecutive_failures;
-            if (!b->removed && (trial || b->consecutive_failures >= g_.cfg.breaker_failures) &&
-                b->breaker != breaker_state::open) {
-                b->breaker = breaker_state::open;
-                g_.breaker_open_total->labels({b->cfg.id}).inc();
-                g_.log.warning("gateway: backend {} ejected after {} consecutive failures", b->cfg.id,
-                               b->consecutive_failures);
-                (void)g_.rt.set_health(b->cfg.id, b->healthy, true);
-                const auto cool = g_.cfg.breaker_open_time * (1u << std::min<std::uint32_t>(b->openings, 3));
-                ++b->openings;
-                asio::co_spawn(g_.io, [](core* g, std::shared_ptr<backend_entry> be, duration d) -> awaitable<void> {
-                    co_await g->sleep_until(now() + d);
-                    if (be->removed || g->stopping || be->breaker != breaker_state::open) co_return;
-                    be->breaker = breaker_state::half_open;
-                    (void)g->rt.set_health(be->cfg.id, be->healthy, false);
-                }(&g_, b, cool), asio::detached);
+        if (!(hedge && first)) {
+            auto lg = std::make_shared<leg>();
+            ex->legs.push_back(lg);
+            last = co_await run_attempt(order[i], b, req, t, deadline, ex, lg);
+        } else {
+            // Hedging: when the first backend has not answered by hedge_after, the next one is asked too; the
+            // first complete answer wins and the other attempt is abandoned (its connection closed).
+            auto rc = std::make_shared<race>();
+            auto spawn = [&](int k, backend_ref ref, std::shared_ptr<backend_entry> be) {
+                auto lg = std::make_shared<leg>();
+                ex->legs.push_back(lg);
+                rc->legs[static_cast<std::size_t>(k)] = lg;
+                ++rc->spawned;
+                asio::co_spawn(
+                    g_.io,
+                    [](server* self, int index, std::shared_ptr<race> r, backend_ref rf, std::shared_ptr<backend_entry> bb,
+                       http::request<http::string_body>* rq, const route_target* tg, time_point dl,
+                       std::shared_ptr<exchange> x, std::shared_ptr<leg> l) -> awaitable<void> {
+                        auto res = co_await self->run_attempt(rf, std::move(bb), *rq, *tg, dl, std::move(x), std::move(l));
+                        r->results[static_cast<std::size_t>(index)] = std::move(res);
+                        ++r->finished;
+                        if (r->wake) r->wake->cancel();
+                    }(this, k, rc, ref, std::move(be), &req, &t, deadline, ex, lg),
+                    asio::detached);
+            };
+            auto wait = [&](time_point until) -> awaitable<void> {
+                if (g_.stopping) { // timers are being cancelled: just yield until the legs see their closed sockets
+                    co_await asio::post(g_.io, asio::use_awaitable);
+                    co_return;
+                }
+                core::tracked_timer tt(g_);
+                tt.timer.expires_at(to_steady(until));
+                rc->wake = &tt.timer;
+                ex->sleeping = &tt.timer;
+                co_await tt.timer.async_wait(nothrow);
+                rc->wake = nullptr;
+                ex->sleeping = nullptr;
+            };
+            auto winner = [&]() -> int {
+                for (int k = 0; k < 2; ++k) {
+                    const auto& r = rc->results[static_cast<std::size_t>(k)];
+                    if (r && r->what == attempt_result::kind::committed) return k;
+                }
+                return -1;
+            };
+            spawn(0, order[i], b);
+            const auto hedge_at = std::min(deadline, now() + g_.cfg.hedge_after);
+            while (rc->finished == 0 && now() < hedge_at && !ex->client_gone && !g_.stopping) co_await wait(hedge_at);
+            if (rc->finished == 0 && !ex->client_gone && !g_.stopping && attempts < g_.cfg.max_attempts) {
+                for (std::size_t j = i + 1; j < order.size(); ++j) {
+                    if (auto hb = candidate(order[j])) {
+                        spawn(1, order[j], hb);
+                        g_.hedges_total->inc();
+                        ++attempts;
+                        i = j;
+                        break;
+                    }
+                }
             }
-        } else if (last.what == attempt_result::kind::committed) {
-            b->consecutive_failures = 0;
-            if (b->breaker != breaker_state::closed) {
-                b->breaker = breaker_state::closed;
-                b->openings = 0;
-                (void)g_.rt.set_health(b->cfg.id, b->healthy, false);
+            while (winner() < 0 && rc->finished < rc->spawned) co_await wait(now() + std::chrono::milliseconds(100));
+            const int w = winner();
+            for (std::size_t k = 0; k < 2; ++k) {
+                if (static_cast<int>(k) == w || !rc->legs[k] || rc->results[k]) continue;
+                rc->legs[k]->abandoned = true;
+                if (rc->legs[k]->upstream) rc->legs[k]->upstream->close();
+            }
+            // The loser finishes at once (its socket is closed); this frame must outlive it.
+            while (rc->finished < rc->spawned) co_await wait(now() + std::chrono::milliseconds(100));
+            if (w >= 0) {
+                last = std::move(*rc->results[static_cast<std::size_t>(w)]);
+            } else {
+                // Both failed: pass on an answer the backend gave, if either did.
+                auto& a = rc->results[0];
+                auto& z = rc->results[1];
+                last = std::move(z && (z->held || !a->held) ? *z : *a);
             }
         }
         if (last.what != attempt_result::kind::failed || now() >= deadline) break;
@@ -1107,6 +1225,7 @@ awaitable<bool> server::proxy(http::request<http::string_body>& req, route_targe
         co_return false;
     }
     if (last.what == attempt_result::kind::committed) {
+        if (last.held) co_return co_await write(std::move(*last.held), req, t.metric);
         count(t.metric, last.status);
         co_return last.keep_client;
     }
@@ -1133,7 +1252,8 @@ void copy_fields(const http::fields& from, http::fields& to) {
 }
 
 awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http::request<http::string_body>& req,
-                                          const route_target& t, time_point deadline, std::shared_ptr<exchange> ex) {
+                                          const route_target& t, time_point deadline, std::shared_ptr<exchange> ex,
+                                          std::shared_ptr<leg> lg) {
     attempt_result out;
     http::request<http::string_body> up{req.method(), req.target(), 11};
     for (const auto& f : req)
@@ -1151,7 +1271,7 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
     // new connection, not counted against the backend.
     for (int round = 0; round < 2; ++round) {
         auto a = co_await acquire(g_, b, deadline, round > 0);
-        if (ex->client_gone) {
+        if ((ex->client_gone || lg->abandoned)) {
             release(g_, *b, std::move(a.conn), false);
             out.what = attempt_result::kind::client_gone;
             co_return out;
@@ -1162,22 +1282,22 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
             co_return out;
         }
         auto conn = std::move(a.conn);
-        ex->upstream = &conn->stream;
+        lg->upstream = &conn->stream;
         conn->stream.expires_at(to_steady(deadline));
         auto [wec, wn] = co_await http::async_write(conn->stream, up, nothrow);
         http::response_parser<http::buffer_body> p;
         p.body_limit(boost::none);
         boost::system::error_code ec = wec;
         if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(conn->stream, conn->buffer, p, nothrow);
-        if (ex->client_gone) {
-            ex->upstream = nullptr;
+        if ((ex->client_gone || lg->abandoned)) {
+            lg->upstream = nullptr;
             release(g_, *b, std::move(conn), false);
             out.what = attempt_result::kind::client_gone;
             co_return out;
         }
         if (ec) {
             const bool stale = conn->reused && ec != beast::error::timeout && round == 0;
-            ex->upstream = nullptr;
+            lg->upstream = nullptr;
             release(g_, *b, std::move(conn), false);
             if (stale) continue;
             out.failure = {ec == beast::error::timeout ? errc::timed_out : errc::connection_reset,
@@ -1209,14 +1329,14 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
             auto [rec, rn] = co_await http::async_read_some(conn->stream, conn->buffer, p, nothrow);
             if (rec == http::error::need_buffer) rec = {};
             const std::size_t got = chunk.size() - p.get().body().size;
-            if (ex->client_gone) {
-                ex->upstream = nullptr;
+            if ((ex->client_gone || lg->abandoned)) {
+                lg->upstream = nullptr;
                 release(g_, *b, std::move(conn), false);
                 out.what = attempt_result::kind::client_gone;
                 co_return out;
             }
             if (rec) {
-                ex->upstream = nullptr;
+                lg->upstream = nullptr;
                 release(g_, *b, std::move(conn), false);
                 out.backend_fault = true;
                 out.failure = {rec == beast::error::timeout ? errc::timed_out : errc::connection_reset,
@@ -1230,7 +1350,7 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
             }
             if (!relay) {
                 if (whole.size() + got > g_.cfg.max_response_bytes) {
-                    ex->upstream = nullptr;
+                    lg->upstream = nullptr;
                     release(g_, *b, std::move(conn), false);
                     out.failure = {errc::too_large, "the backend's response is over max_response_bytes"};
                     co_return out;
@@ -1248,14 +1368,14 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
             if (!client_ec)
                 std::tie(client_ec, std::ignore) =
                     co_await asio::async_write(c_.stream, http::make_chunk(asio::buffer(chunk.data(), got)), nothrow);
-            if (client_ec || ex->client_gone) {
-                ex->upstream = nullptr;
+            if (client_ec || (ex->client_gone || lg->abandoned)) {
+                lg->upstream = nullptr;
                 release(g_, *b, std::move(conn), false);
                 out.what = attempt_result::kind::client_gone;
                 co_return out;
             }
         }
-        ex->upstream = nullptr;
+        lg->upstream = nullptr;
         release(g_, *b, std::move(conn), p.get().keep_alive());
 
         if (relay) {
@@ -1277,15 +1397,10 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
             out.failure = {errc::unreachable, fmt::format("{} answered {}", b->cfg.id, status)};
             co_return out;
         }
+        // Held for proxy() to write: with hedging, two attempts may run and only the winner answers.
         out.what = attempt_result::kind::committed;
         out.status = status;
-        res.set(http::field::server, "swarm-gateway");
-        res.set("x-request-id", request_id_);
-        res.keep_alive(keep_client);
-        res.prepare_payload();
-        c_.stream.expires_after(g_.cfg.stream_idle_timeout);
-        std::tie(client_ec, std::ignore) = co_await http::async_write(c_.stream, res, nothrow);
-        out.keep_client = !client_ec && keep_client;
+        out.held = std::move(res);
         co_return out;
     }
     co_return out;
@@ -1488,6 +1603,7 @@ detailed_result<void> core::init() {
     retries_total = reg.add_counter("swarm_dispatch_gateway_retries_total", "Retries sent to another backend").value();
     cancelled_total =
         reg.add_counter("swarm_dispatch_gateway_client_cancelled_total", "Requests whose client disconnected").value();
+    hedges_total = reg.add_counter("swarm_dispatch_gateway_hedges_total", "Hedged second attempts sent").value();
     duration_seconds = reg.add_histogram("swarm_dispatch_gateway_request_duration_seconds", "Time to answer a request",
                                          metrics::exponential_buckets(0.0001, 4, 10))
                            .value();

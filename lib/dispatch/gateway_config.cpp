@@ -55,6 +55,7 @@ detailed_result<void> gateway_config::validate() const {
         !positive(breaker_open_time))
         return invalid("timeouts and intervals must be > 0");
     if (retry_backoff < duration::zero()) return invalid("retry_backoff: must be >= 0");
+    if (hedge_after < duration::zero()) return invalid("hedge_after: must be >= 0 (0: no hedging)");
     if (max_header_bytes < 256) return invalid("max_header_bytes: must be >= 256");
     if (max_body_bytes == 0 || max_response_bytes == 0) return invalid("max_body_bytes, max_response_bytes: must be > 0");
     if (max_connections_per_backend == 0) return invalid("max_connections_per_backend: must be > 0");

@@ -265,6 +265,29 @@ TEST(Gateway, BreakerEjectsAFailingBackend) {
         << m.body;
 }
 
+TEST(Gateway, HedgingAsksASecondBackendWhenTheFirstIsSlow) {
+    fault_backend slow({"m"}), fast({"m"});
+    auto late = answer(200, R"({"from":"slow"})");
+    late.delay = 3000ms;
+    slow.set(late);
+    fast.set(answer(200, R"({"from":"fast"})"));
+    auto cfg = base_config({&slow, &fast});
+    cfg.policy = d::routing_policy::round_robin;
+    cfg.hedge_after = 50ms;
+    auto g = start(std::move(cfg));
+    for (int i = 0; i < 4; ++i) {
+        auto r = call(g.port, "POST", "/v1/chat/completions", chat);
+        ASSERT_EQ(r.status, 200u);
+        EXPECT_EQ(r.body, R"({"from":"fast"})"); // never the slow backend's late answer
+    }
+    // Round robin made the slow backend the first choice twice: both times hedged, and the slow attempt
+    // abandoned (its connection closed while the backend was still working).
+    EXPECT_EQ(slow.posts(), 2);
+    EXPECT_TRUE(eventually([&] { return slow.cancelled() == 2; }));
+    auto m = call(g.port, "GET", "/metrics");
+    EXPECT_NE(m.body.find("swarm_dispatch_gateway_hedges_total 2"), std::string::npos) << m.body;
+}
+
 TEST(Gateway, ClientDisconnectCancelsTheUpstreamRequest) {
     fault_backend b({"m"});
     b.set(delayed(10000ms));

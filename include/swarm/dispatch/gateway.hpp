@@ -116,6 +116,10 @@ struct gateway_config {
     double retry_budget_ratio = 0.2;
     std::uint32_t retry_budget_burst = 10;
 
+    // Hedging of non-streamed requests: when the first backend has not answered within hedge_after, the next
+    // one is asked too (one of max_attempts); the first answer wins. Zero: off.
+    duration hedge_after = duration::zero();
+
     // Circuit breaker per backend.
     std::uint32_t breaker_failures = 5;              // consecutive failures that open it
     duration breaker_open_time = std::chrono::seconds(5); // doubled for each consecutive opening, up to 8x
@@ -151,6 +155,7 @@ struct gateway_config {
         f("retry_backoff", retry_backoff);
         f("retry_budget_ratio", retry_budget_ratio);
         f("retry_budget_burst", retry_budget_burst);
+        f("hedge_after", hedge_after);
         f("breaker_failures", breaker_failures);
         f("breaker_open_time", breaker_open_time);
         f("max_in_flight", max_in_flight);
