@@ -1246,9 +1246,17 @@ awaitable<bool> server::proxy(http::request<http::string_body>& req, route_targe
                              req, t.metric);
 }
 
+// Fields the Connection field names are hop-by-hop as well (RFC 9110 7.6.1).
+bool named_by_connection(const http::fields& h, std::string_view name) {
+    for (auto token : http::token_list(h[http::field::connection]))
+        if (iequals(token, name)) return true;
+    return false;
+}
+
 void copy_fields(const http::fields& from, http::fields& to) {
     for (const auto& f : from)
-        if (!hop_by_hop(f.name_string())) to.insert(f.name_string(), f.value());
+        if (!hop_by_hop(f.name_string()) && !named_by_connection(from, f.name_string()))
+            to.insert(f.name_string(), f.value());
 }
 
 awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http::request<http::string_body>& req,
@@ -1257,7 +1265,8 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
     attempt_result out;
     http::request<http::string_body> up{req.method(), req.target(), 11};
     for (const auto& f : req)
-        if (!hop_by_hop(f.name_string()) && f.name() != http::field::host && f.name() != http::field::authorization &&
+        if (!hop_by_hop(f.name_string()) && !named_by_connection(req, f.name_string()) &&
+            f.name() != http::field::host && f.name() != http::field::authorization &&
             !iequals(f.name_string(), "traceparent") && !iequals(f.name_string(), "x-request-id"))
             up.insert(f.name_string(), f.value());
     up.set(http::field::host, b->url.host_header);

@@ -33,7 +33,7 @@ namespace {
 int usage(std::string_view problem) {
     fmt::print(stderr,
                "swarm_gateway: {}\nusage: swarm_gateway --listen HOST:PORT [--port-file PATH] --backend URL "
-               "[--backend URL ...] [--api-key KEY ...] [--config FILE.json]\n",
+               "[--backend URL ...] [--api-key KEY ...] [--config FILE.json] [--mesh AGENT.json [--seed HOST:PORT ...]]\n",
                problem);
     return 2;
 }

@@ -126,7 +126,9 @@ TEST(Gateway, NonStreamedPassesBodiesThroughByteForByteWithIdsAndTrace) {
     auto g = start(base_config({&b}));
     const std::string trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     auto r = call(g.port, "POST", "/v1/chat/completions", chat,
-                  fmt::format("x-request-id: req-42\r\ntraceparent: {}\r\nAuthorization: Bearer secret\r\n", trace));
+                  fmt::format("x-request-id: req-42\r\ntraceparent: {}\r\nAuthorization: Bearer secret\r\n"
+                              "Connection: keep-alive, x-hop\r\nx-hop: 1\r\nx-end-to-end: kept\r\n",
+                              trace));
     ASSERT_EQ(r.status, 200u);
     EXPECT_EQ(r.body, R"({"id":"x",  "weird" : [1, 2.50]})");
     EXPECT_EQ(b.last_body(), chat);
@@ -139,8 +141,10 @@ TEST(Gateway, NonStreamedPassesBodiesThroughByteForByteWithIdsAndTrace) {
     EXPECT_EQ(up.substr(0, 36), trace.substr(0, 36));
     EXPECT_NE(up.substr(36, 16), trace.substr(36, 16));
     EXPECT_EQ(up.substr(52), "-01");
-    // The client's credentials for the gateway are not the backend's business.
+    // The client's credentials for the gateway are not the backend's business, nor are hop-by-hop fields.
     EXPECT_EQ(b.last_header("authorization"), "");
+    EXPECT_EQ(b.last_header("x-hop"), "");
+    EXPECT_EQ(b.last_header("x-end-to-end"), "kept");
 
     // Without ids, the gateway makes them.
     auto r2 = call(g.port, "POST", "/v1/completions", R"({"model":"m","prompt":"x"})");
