@@ -538,6 +538,11 @@ TEST(GatewayConfig, LoadsFromJsonAndRejectsBadValues) {
     EXPECT_EQ(cfg->backends.at(0).api, "tgi");
     EXPECT_EQ(cfg->policy, d::routing_policy::least_outstanding);
     EXPECT_EQ(cfg->request_timeout, std::chrono::seconds(30));
+    // Written back, it reads the same.
+    auto again = swarm::config::from_json<d::gateway_config>(swarm::config::to_json(*cfg));
+    ASSERT_TRUE(again) << again.error().describe();
+    EXPECT_EQ(again->api_keys.at(0).requests_per_second, 5);
+    EXPECT_EQ(again->backends.at(0).models, std::vector<std::string>{"x"});
 
     auto bad_url = swarm::config::parse<d::gateway_config>(R"({"backends": [{"url": "https://x:1"}]})");
     ASSERT_FALSE(bad_url);

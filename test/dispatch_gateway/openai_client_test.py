@@ -1,7 +1,7 @@
 """The official openai Python client against swarm_gateway, in front of the stub backend (a test double).
 
 Usage: python3 openai_client_test.py PATH/TO/swarm_gateway
-Checks: models.list() sees the backend's model through the gateway; chat.completions.create() non-streamed
+Checks: bad command lines are refused (exit status 2, the problem named); models.list() sees the backend's model through the gateway; chat.completions.create() non-streamed
 and streamed (the role chunk, content chunks in order, finish_reason); a wrong key is refused as
 openai.AuthenticationError; SIGTERM stops the gateway with exit status 0."""
 import os
@@ -14,8 +14,25 @@ import openai
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def bad_command_lines(gateway_exe):
+    """Each bad command line is refused with exit status 2 and a sentence naming the problem."""
+    cases = [
+        (["--listen", "nope", "--backend", "http://127.0.0.1:1"], "--listen nope"),
+        (["--listen", "127.0.0.1:0", "--backend", "ftp://x:1"], "http://"),
+        (["--listen", "127.0.0.1:0"], "--backend"),
+        (["--listen", "127.0.0.1:0", "--backend", "http://127.0.0.1:1", "--frobnicate", "1"], "--frobnicate"),
+        (["--listen", "127.0.0.1:0", "--seed", "127.0.0.1:7946"], "--mesh"),
+        (["--config", "/nonexistent/gateway.json"], "/nonexistent/gateway.json"),
+    ]
+    for args, needle in cases:
+        p = subprocess.run([gateway_exe] + args, capture_output=True, text=True, timeout=20)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert needle in p.stderr, (args, p.stderr)
+
+
 def main():
     gateway_exe = sys.argv[1]
+    bad_command_lines(gateway_exe)
     backend = subprocess.Popen([sys.executable, os.path.join(HERE, "stub_backend.py"), "stub-7b"],
                                stdout=subprocess.PIPE, text=True)
     gateway = None
