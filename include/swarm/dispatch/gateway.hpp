@@ -16,10 +16,11 @@
 // Resilience: a deadline per request (to the first byte for streams, then an idle bound between chunks);
 // retries only before the first response byte reaches the client, with jittered exponential backoff and a
 // retry budget; a circuit breaker per backend that ejects it from the router and lets one trial through after
-// a cool-down; admission control (a bounded number in flight, a bounded queue, then 429).
+// a cool-down; optional hedging of non-streamed requests; admission control (a bounded number in flight, a
+// bounded queue, then 429). A client that disconnects cancels its upstream request. docs/gateway.md has more.
 //
 // Threading: the gateway runs on one thread of its own; every public member function may be called from any
-// thread (they post to it).
+// other thread (they post to it and wait). Moving a started gateway is fine; it keeps running.
 #pragma once
 
 #include <swarm/core/clock.hpp>
@@ -192,7 +193,9 @@ public:
     gateway& operator=(gateway&&) noexcept;
     ~gateway(); // stop()s
 
-    /// Binds and starts serving; returns the bound port. io_error (with the address) when it cannot bind.
+    /// Binds, runs the first round of health checks (which learns the backends' models; bounded by
+    /// connect_timeout + health_interval), and serves; returns the bound port. io_error (naming the address)
+    /// when it cannot bind; already_exists when started before.
     detailed_result<std::uint16_t> start();
     /// Stops accepting, gives requests in progress drain_timeout, then closes everything. Idempotent.
     void stop(duration drain_timeout = std::chrono::seconds(5));
