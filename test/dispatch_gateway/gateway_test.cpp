@@ -557,6 +557,38 @@ TEST(GatewayConfig, LoadsFromJsonAndRejectsBadValues) {
         R"({"backends": [{"url": "http://x:1"}, {"url": "http://x:1"}]})"));
 }
 
+TEST(GatewayApi, MisuseAndBadBackendsAreReported) {
+    fault_backend b({"m"});
+    auto cfg = base_config({&b});
+    cfg.max_in_flight = 0;
+    auto bad = d::gateway::create(cfg);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error(), swarm::errc::config_invalid_value);
+    EXPECT_NE(bad.error().message.find("max_in_flight"), std::string::npos);
+
+    auto g = start(base_config({&b}));
+    auto again = g.gw.start();
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error(), swarm::errc::already_exists);
+
+    // The same port twice: the second cannot bind, and says where.
+    auto taken = base_config({&b});
+    taken.listen.set_port(g.port);
+    auto second = d::gateway::create(taken).value();
+    auto bound = second.start();
+    ASSERT_FALSE(bound);
+    EXPECT_EQ(bound.error(), swarm::errc::io_error);
+    EXPECT_NE(bound.error().message.find(std::to_string(g.port)), std::string::npos) << bound.error().message;
+
+    // An invalid entry is skipped and named; the valid ones still apply.
+    d::backend_config good;
+    good.url = b.url();
+    auto r = g.gw.set_backends({backend_of("http://nowhere/x", "openai", {"z"}), good});
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("http://nowhere/x"), std::string::npos) << r.error().message;
+    EXPECT_TRUE(eventually([&] { return call(g.port, "POST", "/v1/chat/completions", chat).status == 200; }));
+}
+
 swarm::membership::member member_with(std::uint8_t seed, swarm::membership::member_state state,
                                       std::vector<swarm::membership::served_model> models) {
     swarm::membership::member m;
