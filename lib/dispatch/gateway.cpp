@@ -1280,7 +1280,7 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
     // new connection, not counted against the backend.
     for (int round = 0; round < 2; ++round) {
         auto a = co_await acquire(g_, b, deadline, round > 0);
-        if ((ex->client_gone || lg->abandoned)) {
+        if (ex->client_gone || lg->abandoned) {
             release(g_, *b, std::move(a.conn), false);
             out.what = attempt_result::kind::client_gone;
             co_return out;
@@ -1298,7 +1298,7 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
         p.body_limit(boost::none);
         boost::system::error_code ec = wec;
         if (!ec) std::tie(ec, std::ignore) = co_await http::async_read_header(conn->stream, conn->buffer, p, nothrow);
-        if ((ex->client_gone || lg->abandoned)) {
+        if (ex->client_gone || lg->abandoned) {
             lg->upstream = nullptr;
             release(g_, *b, std::move(conn), false);
             out.what = attempt_result::kind::client_gone;
@@ -1325,9 +1325,11 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
         copy_fields(p.get(), head);
         head.set(http::field::server, "swarm-gateway");
         head.set("x-request-id", request_id_);
-        const bool keep_client = req.keep_alive() && !g_.stopping;
+        // HTTP/1.0 clients cannot read chunked bodies: theirs is relayed as is and ends with the connection.
+        const bool chunked = req.version() >= 11;
+        const bool keep_client = req.keep_alive() && !g_.stopping && (chunked || !relay);
         head.keep_alive(keep_client);
-        head.chunked(true);
+        head.chunked(chunked);
         http::response_serializer<http::empty_body> head_sr{head};
         boost::system::error_code client_ec;
 
@@ -1338,7 +1340,7 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
             auto [rec, rn] = co_await http::async_read_some(conn->stream, conn->buffer, p, nothrow);
             if (rec == http::error::need_buffer) rec = {};
             const std::size_t got = chunk.size() - p.get().body().size;
-            if ((ex->client_gone || lg->abandoned)) {
+            if (ex->client_gone || lg->abandoned) {
                 lg->upstream = nullptr;
                 release(g_, *b, std::move(conn), false);
                 out.what = attempt_result::kind::client_gone;
@@ -1374,10 +1376,13 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
                 std::tie(client_ec, std::ignore) = co_await http::async_write_header(c_.stream, head_sr, nothrow);
                 header_sent = true;
             }
-            if (!client_ec)
+            if (!client_ec && chunked)
                 std::tie(client_ec, std::ignore) =
                     co_await asio::async_write(c_.stream, http::make_chunk(asio::buffer(chunk.data(), got)), nothrow);
-            if (client_ec || (ex->client_gone || lg->abandoned)) {
+            else if (!client_ec)
+                std::tie(client_ec, std::ignore) =
+                    co_await asio::async_write(c_.stream, asio::buffer(chunk.data(), got), nothrow);
+            if (client_ec || ex->client_gone || lg->abandoned) {
                 lg->upstream = nullptr;
                 release(g_, *b, std::move(conn), false);
                 out.what = attempt_result::kind::client_gone;
@@ -1390,7 +1395,7 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
         if (relay) {
             c_.stream.expires_after(g_.cfg.stream_idle_timeout);
             if (!header_sent) std::tie(client_ec, std::ignore) = co_await http::async_write_header(c_.stream, head_sr, nothrow);
-            if (!client_ec)
+            if (!client_ec && chunked)
                 std::tie(client_ec, std::ignore) = co_await asio::async_write(c_.stream, http::make_chunk_last(), nothrow);
             out.what = attempt_result::kind::committed;
             out.status = status;

@@ -170,6 +170,18 @@ TEST(Gateway, StreamChunksReachTheClientWhileTheBackendIsStillStreaming) {
     EXPECT_NE(c.data().find("text/event-stream"), std::string::npos);
 }
 
+TEST(Gateway, StreamsToHttp10ClientsEndWithTheConnection) {
+    fault_backend b({"m"});
+    b.set(stream({R"({"c":"one"})", "[DONE]"}));
+    auto g = start(base_config({&b}));
+    raw_client c(g.port);
+    c.send(fmt::format("POST /v1/chat/completions HTTP/1.0\r\nHost: g\r\nContent-Length: {}\r\n\r\n{}",
+                       chat_stream.size(), chat_stream));
+    EXPECT_TRUE(c.closed_within(5s));
+    EXPECT_NE(c.data().find("data: {\"c\":\"one\"}\n\ndata: [DONE]\n\n"), std::string::npos) << c.data();
+    EXPECT_EQ(c.data().find("chunked"), std::string::npos) << c.data();
+}
+
 TEST(Gateway, FailsOverBeforeTheFirstByte) {
     fault_backend bad({"m"}), good({"m"});
     bad.set(resets());
