@@ -34,3 +34,11 @@ if(TARGET swarm_gpu_telemetry_tests)
   target_compile_definitions(swarm_gpu_telemetry_tests PRIVATE
                              SWARM_FAKE_NVML="$<TARGET_FILE:swarm_test_fake_nvml>")
 endif()
+
+# The official openai Python client (scripts/install-deps installs it) against the swarm_gateway sample.
+if(SWARM_BUILD_SAMPLES AND SWARM_PYTHON3)
+  add_test(NAME dispatch_gateway_openai_client
+    COMMAND ${SWARM_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/dispatch_gateway/openai_client_test.py
+            $<TARGET_FILE:swarm_gateway>)
+  set_tests_properties(dispatch_gateway_openai_client PROPERTIES LABELS dispatch_gateway TIMEOUT 120)
+endif()

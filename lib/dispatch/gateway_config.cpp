@@ -1,0 +1,141 @@
+// Gateway configuration checks and backends from membership metadata.
+#include <swarm/dispatch/gateway.hpp>
+
+#include "dispatch/gateway_detail.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <tuple>
+
+namespace swarm::inline v0::dispatch {
+
+namespace {
+
+error invalid(std::string message) { return {errc::config_invalid_value, std::move(message)}; }
+
+bool known_api(std::string_view api) { return api == "openai" || api == "tgi" || api == "kserve-v2"; }
+
+} // namespace
+
+detailed_result<void> backend_config::validate() const {
+    if (auto u = parse_http_url(url); !u) return invalid(fmt::format("url: {}", u.error().message));
+    if (!known_api(api)) return invalid(fmt::format("api: \"{}\" is not one of openai, tgi, kserve-v2", api));
+    if (!(weight > 0) || !std::isfinite(weight)) return invalid("weight: must be a finite number > 0");
+    for (const auto& m : models)
+        if (m.empty()) return invalid("models: a model name is empty");
+    return {};
+}
+
+detailed_result<void> api_key_config::validate() const {
+    if (key.empty()) return invalid("key: must not be empty");
+    if (!(requests_per_second >= 0) || !std::isfinite(requests_per_second))
+        return invalid("requests_per_second: must be a finite number >= 0");
+    if (!(burst >= 1) || !std::isfinite(burst)) return invalid("burst: must be a finite number >= 1");
+    return {};
+}
+
+detailed_result<void> gateway_config::validate() const {
+    std::set<std::string, std::less<>> ids;
+    for (std::size_t i = 0; i < backends.size(); ++i) {
+        if (auto r = backends[i].validate(); !r) return invalid(fmt::format("backends[{}].{}", i, r.error().message));
+        const auto& id = backends[i].id.empty() ? backends[i].url : backends[i].id;
+        if (!ids.insert(id).second) return invalid(fmt::format("backends[{}]: id \"{}\" appears twice", i, id));
+    }
+    for (std::size_t i = 0; i < api_keys.size(); ++i)
+        if (auto r = api_keys[i].validate(); !r) return invalid(fmt::format("api_keys[{}].{}", i, r.error().message));
+    if (auto r = routing.validate(); !r) return r;
+    auto positive = [](duration d) { return d > duration::zero(); };
+    if (!positive(header_timeout) || !positive(body_timeout) || !positive(keep_alive_timeout) ||
+        !positive(request_timeout) || !positive(stream_idle_timeout) || !positive(connect_timeout) ||
+        !positive(pool_idle_timeout) || !positive(queue_timeout) || !positive(health_interval) ||
+        !positive(breaker_open_time))
+        return invalid("timeouts and intervals must be > 0");
+    if (retry_backoff < duration::zero()) return invalid("retry_backoff: must be >= 0");
+    if (hedge_after < duration::zero()) return invalid("hedge_after: must be >= 0 (0: no hedging)");
+    if (max_header_bytes < 256) return invalid("max_header_bytes: must be >= 256");
+    if (max_body_bytes == 0 || max_response_bytes == 0) return invalid("max_body_bytes, max_response_bytes: must be > 0");
+    if (max_connections_per_backend == 0) return invalid("max_connections_per_backend: must be > 0");
+    if (max_attempts == 0 || max_attempts > 1 + router_config::max_fallback_limit)
+        return invalid(fmt::format("max_attempts: must be 1..{}", 1 + router_config::max_fallback_limit));
+    if (!(retry_budget_ratio >= 0) || !std::isfinite(retry_budget_ratio))
+        return invalid("retry_budget_ratio: must be a finite number >= 0");
+    if (breaker_failures == 0) return invalid("breaker_failures: must be > 0");
+    if (max_in_flight == 0) return invalid("max_in_flight: must be > 0");
+    return {};
+}
+
+std::vector<backend_config> backends_from_members(std::span<const membership::member> members) {
+    std::vector<backend_config> out;
+    for (const auto& m : members) {
+        if (!m.meta || (m.state != membership::member_state::alive && m.state != membership::member_state::suspect))
+            continue;
+        // One backend per (endpoint, api): a server that serves several models is one backend with several.
+        std::map<std::pair<std::string, std::string>, std::vector<std::string>> servers;
+        for (const auto& s : m.meta->models) {
+            if (s.name.empty() || !known_api(s.api) || !parse_http_url(s.endpoint)) continue;
+            servers[{s.endpoint, s.api}].push_back(s.name);
+        }
+        for (auto& [key, models] : servers) {
+            backend_config b;
+            b.id = fmt::format("{}/{}", m.id.to_string(), key.first);
+            b.url = key.first;
+            b.api = key.second;
+            std::sort(models.begin(), models.end());
+            models.erase(std::unique(models.begin(), models.end()), models.end());
+            b.models = std::move(models);
+            out.push_back(std::move(b));
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> router_models(const backend_config& b, std::span<const std::string> models) {
+    std::vector<std::string> out;
+    for (const auto& m : models) {
+        if (b.api == "kserve-v2") {
+            out.push_back("kserve-v2:" + m);
+        } else {
+            out.push_back(m); // TGI serves the OpenAI paths too
+            if (b.api == "tgi") out.push_back("tgi:" + m);
+        }
+    }
+    return out;
+}
+
+detailed_result<void> member_sync::apply(router& r, std::span<const membership::member> members) {
+    std::set<std::string, std::less<>> suspect;
+    for (const auto& m : members)
+        if (m.state == membership::member_state::suspect) suspect.insert(m.id.to_string());
+    std::set<std::string, std::less<>> now;
+    for (auto& c : backends_from_members(members)) {
+        backend b;
+        b.id = c.id;
+        b.endpoint = c.url;
+        b.weight = c.weight;
+        b.models = router_models(c, c.models);
+        b.labels["api"] = c.api;
+        const bool is_suspect = suspect.contains(std::string_view(c.id).substr(0, c.id.find('/')));
+        if (const auto* old = r.find(c.id)) {
+            // Health and reported load belong to the host's checks; a suspect member overrides health.
+            b.healthy = !is_suspect && old->info.healthy;
+            b.ejected = old->info.ejected;
+            b.queued = old->info.queued;
+            b.kv_cache_usage = old->info.kv_cache_usage;
+            if (auto u = r.update(std::move(b)); !u) return u.error();
+        } else {
+            b.healthy = !is_suspect;
+            if (auto a = r.add(std::move(b)); !a) return a.error();
+        }
+        now.insert(std::move(c.id));
+    }
+    for (const auto& id : ids_)
+        if (!now.contains(id)) (void)r.remove(id);
+    ids_ = std::move(now);
+    return {};
+}
+
+} // namespace swarm::inline v0::dispatch

@@ -1,0 +1,36 @@
+// Pieces of the gateway shared between its files and its tests.
+#pragma once
+
+#include <swarm/core/error.hpp>
+#include <swarm/dispatch/gateway.hpp>
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace swarm::inline v0::dispatch {
+
+struct http_url {
+    std::string host; // without brackets for IPv6
+    std::string port;
+    std::string host_header; // "host:port" as it goes in a Host field
+};
+
+/// "http://host[:port][/]"; anything else (https, a path, userinfo, no host) is an error naming the problem.
+detailed_result<http_url> parse_http_url(std::string_view url);
+
+/// The router's model keys for a backend: OpenAI paths use the plain name (TGI serves them too), TGI's native
+/// paths "tgi:<model>", KServe v2's "kserve-v2:<model>", so a path only routes to servers that speak it.
+std::vector<std::string> router_models(const backend_config& b, std::span<const std::string> models);
+
+/// Load signals in a Prometheus text exposition that the router uses, summed over label sets.
+struct scraped_load {
+    bool any = false;        // some known metric was present
+    double waiting = 0;      // vllm:num_requests_waiting, llamacpp:requests_deferred, tgi_queue_size, ...
+    double running = 0;      // vllm:num_requests_running, llamacpp:requests_processing
+    double kv_usage = -1;    // vllm:kv_cache_usage_perc (0..1); -1: not reported
+};
+scraped_load parse_prometheus_load(std::string_view text);
+
+} // namespace swarm::inline v0::dispatch

@@ -1,0 +1,100 @@
+// The gateway following a real mesh: two membership agents on loopback; one advertises a model server (the
+// fault_backend test double) in its metadata, the gateway syncs from the other's view and routes to it.
+#include "client.hpp"
+#include "fault_backend.hpp"
+
+#include <swarm/dispatch/gateway.hpp>
+#include <swarm/membership/agent.hpp>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include <stdlib.h>
+
+namespace {
+
+namespace d = swarm::dispatch;
+namespace m = swarm::membership;
+using namespace swarm_test;
+using namespace std::chrono_literals;
+
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "swarm-gateway-XXXXXX").string();
+        path = ::mkdtemp(pattern.data());
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+};
+
+m::agent_config agent_config(const std::filesystem::path& identity, std::vector<std::string> seeds) {
+    m::agent_config c;
+    c.driver.bind = swarm::net::endpoint::parse("127.0.0.1:0").value();
+    c.driver.stop_grace = 200ms;
+    c.membership.probe_interval = 100ms;
+    c.membership.probe_timeout = 50ms;
+    c.membership.gossip_interval = 50ms;
+    c.membership.join_retry_interval = 100ms;
+    c.membership.join_retry_max = 500ms;
+    c.identity_file = identity;
+    c.cluster_keys = {"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"};
+    c.seeds = std::move(seeds);
+    c.leave_drain = 200ms;
+    return c;
+}
+
+bool eventually(const std::function<bool()>& f, std::chrono::milliseconds limit = 10s) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        if (f()) return true;
+        std::this_thread::sleep_for(20ms);
+    }
+    return f();
+}
+
+TEST(GatewayMesh, RoutesToModelsAdvertisedInMembershipMetadata) {
+    temp_dir dir;
+    fault_backend server({});
+    auto a = m::agent::create(agent_config(dir.path / "a.key", {}));
+    ASSERT_TRUE(a) << a.error().describe();
+    auto b = m::agent::create(agent_config(dir.path / "b.key", {a->local_endpoint().to_string()}));
+    ASSERT_TRUE(b) << b.error().describe();
+    m::metadata meta;
+    meta.models.push_back({"mesh-llama", server.url(), "openai"});
+    ASSERT_TRUE(b->set_metadata(meta));
+
+    d::gateway_config cfg;
+    cfg.listen = swarm::net::endpoint::v4(0x7f000001, 0);
+    cfg.health_interval = 200ms;
+    auto gw = d::gateway::create(std::move(cfg)).value();
+    auto port = gw.start().value();
+
+    const std::string chat = R"({"model":"mesh-llama","messages":[{"role":"user","content":"hi"}]})";
+    // The gateway follows a's view of the mesh, as swarm_gateway --mesh does once a second.
+    ASSERT_TRUE(eventually([&] {
+        auto members = a->members();
+        if (!members || !gw.sync_members(*members)) return false;
+        return call(port, "POST", "/v1/chat/completions", chat).status == 200;
+    })) << "the advertised model never became routable";
+    EXPECT_GE(server.posts(), 1);
+    auto models = call(port, "GET", "/v1/models");
+    EXPECT_NE(models.body.find("mesh-llama"), std::string::npos) << models.body;
+
+    // b leaves: the model goes with it.
+    ASSERT_TRUE(b->leave());
+    ASSERT_TRUE(eventually([&] {
+        auto members = a->members();
+        if (!members || !gw.sync_members(*members)) return false;
+        return call(port, "POST", "/v1/chat/completions", chat).status == 404;
+    }));
+}
+
+} // namespace
