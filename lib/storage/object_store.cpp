@@ -5,6 +5,7 @@
 #include "storage/crypto.hpp"
 #include "storage/erasure.hpp"
 #include "storage/manifest.hpp"
+#include "storage/repair_progress.hpp"
 
 #include <fmt/format.h>
 
@@ -207,6 +208,13 @@ struct object_store::impl {
                 if (row.locations[i] < stores.size())
                     (void)stores[row.locations[i]]->remove({row.id, static_cast<std::uint16_t>(i)});
         sync_all();
+    }
+    // Where repair writes shard `index`: the relocate hook's choice when it names a valid store, else in place.
+    std::size_t relocated_store(const repair_options& options, const chunk_id& id, unsigned index, std::vector<std::uint8_t>& locations) {
+        if (options.relocate)
+            if (auto to = options.relocate(id, index, locations); to && *to < stores.size() && std::ranges::count(locations, *to) == 0)
+                locations[index] = static_cast<std::uint8_t>(*to); // never onto a store holding another shard of the stripe
+        return locations[index];
     }
     result<void> sync_all() {
         for (auto& s : stores)
@@ -435,6 +443,7 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
     auto rows = stripes_of(name);
     if (!rows) return rows.error();
     repair_report report;
+    detail::repair_progress progress(options);
     for (auto& b : rebuilt) b.clear();
     const auto started = std::chrono::steady_clock::now();
     for (const auto& row : *rows) {
@@ -486,16 +495,27 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
             if (!code.reconstruct(frag, present, inputs.data(), wanted, outputs.data())) {
                 ++report.unrecoverable_stripes;
             } else {
+                auto locations = row.locations;
                 for (std::size_t w = 0; w < wanted.size(); ++w) {
-                    const auto where = row.locations[wanted[w]];
+                    const std::size_t from = row.locations[wanted[w]];
+                    const auto where = relocated_store(options, row.id, wanted[w], locations);
                     if (auto r = stores[where]->put({row.id, static_cast<std::uint16_t>(wanted[w])}, as_bytes(outputs[w], frag)); !r)
                         return io(fmt::format("writing rebuilt shard {} of stripe {} to store {}: {}", wanted[w],
                                               hex_prefix(row.id), where, r.error().message()));
                     ++report.shards_rebuilt;
                     report.bytes_written += frag;
+                    if (where != from) ++report.shards_relocated;
+                    progress.rebuilt(report, row.id, wanted[w], from, where);
+                }
+                if (locations != row.locations) {
+                    // The moved shards must be durable before the catalog points at them.
+                    if (auto r = sync_all(); !r) return io("syncing shard stores after repair failed");
+                    if (auto r = catalog.set_locations(row.id, locations); !r)
+                        return io(fmt::format("recording new locations of stripe {} failed", hex_prefix(row.id)));
                 }
             }
         }
+        progress.scanned(report, row.id, present.size() < k());
         if (options.progress) options.progress(report.stripes);
     }
     if (auto r = sync_all(); !r) return io("syncing shard stores after repair failed");
