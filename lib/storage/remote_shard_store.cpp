@@ -83,7 +83,7 @@ public:
     result<void> put(const shard_id& id, std::span<const std::byte> payload) override {
         transfer_request r{transfer_op::put, id};
         r.payload.assign(payload.begin(), payload.end());
-        return status(call(std::move(r)));
+        return changed(call(std::move(r)));
     }
     result<void> get(const shard_id& id, std::span<std::byte> out) override {
         if (out.size() > UINT32_MAX) return errc::too_large;
@@ -94,7 +94,7 @@ public:
         std::memcpy(out.data(), reply.payload.data(), out.size()); // the protocol checked the length
         return {};
     }
-    result<void> remove(const shard_id& id) override { return status(call({transfer_op::remove, id})); }
+    result<void> remove(const shard_id& id) override { return changed(call({transfer_op::remove, id})); }
     result<bool> contains(const shard_id& id) override {
         auto reply = call({transfer_op::contains, id});
         if (reply.status) return result<bool>(boost::system::in_place_error, reply.status);
@@ -113,10 +113,21 @@ public:
             r.shard = reply.shards.back();
         }
     }
-    result<void> sync() override { return status(call({transfer_op::sync})); }
+    result<void> sync() override {
+        // Nothing written through this store since the last sync: nothing to make durable, and no round trip
+        // (so syncing every store of a mesh does not fail on a node that was never written to).
+        if (!dirty_) return {};
+        auto r = status(call({transfer_op::sync}));
+        if (r) dirty_ = false;
+        return r;
+    }
 
 private:
     transfer_reply call(transfer_request r) { return channel_->call(peer_, std::move(r)); }
+    result<void> changed(const transfer_reply& reply) {
+        if (!reply.status) dirty_ = true;
+        return status(reply);
+    }
     static result<void> status(const transfer_reply& reply) {
         if (reply.status) return reply.status;
         return {};
@@ -124,6 +135,7 @@ private:
 
     std::shared_ptr<transfer_channel> channel_;
     net::endpoint peer_;
+    bool dirty_ = false; // a put or remove succeeded since the last successful sync
 };
 
 } // namespace

@@ -428,7 +428,7 @@ struct shard_transfer::impl {
 
     // The client stream to a peer is gone (closed, broken, or given up by us). Its driver-side close may still
     // be reported later; by then the stream is unknown here and ignored.
-    void lose_stream(net::stream_id stream, errc why, bool refused) {
+    void lose_stream(net::stream_id stream, errc why, bool refused, bool broken = false) {
         auto c = client_streams.find(stream);
         if (c == client_streams.end()) return;
         const net::endpoint to = c->second;
@@ -437,9 +437,9 @@ struct shard_transfer::impl {
         if (p.stream != stream) return;
         p.stream.reset();
         p.keys.reset();
-        if (!p.opened || refused) {
-            // Nobody answered, or the peer and we disagree on keys or format: fail what waits, and fail fast for
-            // a while rather than queueing behind timeouts or repeating the refusal.
+        if (!p.opened || refused || broken) {
+            // Nobody answered, the stream broke, or the peer and we disagree on keys or format: fail what waits,
+            // and fail fast for a while rather than queueing behind timeouts or repeating the refusal.
             p.down_until = t.now() + config.peer_down_backoff;
             p.down_reason = why;
             fail_peer(p, why, true);
@@ -621,7 +621,7 @@ void shard_transfer::on_stream_frame(net::stream_id stream, std::span<const std:
 
 void shard_transfer::on_stream_closed(net::stream_id stream, boost::system::error_code reason) {
     if (impl_->server_streams.erase(stream) > 0) return;
-    impl_->lose_stream(stream, reason ? as_errc(reason, errc::connection_reset) : errc::connection_reset, false);
+    impl_->lose_stream(stream, reason ? as_errc(reason, errc::connection_reset) : errc::connection_reset, false, bool(reason));
 }
 
 void shard_transfer::on_stop() {
