@@ -4,7 +4,10 @@
 #include <swarm/storage/transfer.hpp>
 
 #include <cstring>
-#include <future>
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <utility>
 #include <optional>
 
 namespace swarm::inline v0::storage {
@@ -21,28 +24,55 @@ class socket_channel final : public transfer_channel {
 public:
     socket_channel(net::socket_driver& driver, duration wait) : driver_(driver), wait_(wait) {}
 
-    transfer_reply call(const net::endpoint& peer, transfer_request request) override {
-        if (driver_.stopped()) return failure(errc::shut_down);
-        auto promise = std::make_shared<std::promise<transfer_reply>>();
-        auto future = promise->get_future();
-        auto shared = std::make_shared<transfer_request>(std::move(request));
-        driver_.post([promise, shared, peer](net::protocol& p) {
+    void start(const net::endpoint& peer, transfer_request request, transfer_callback done) override {
+        auto state = state_;
+        // Guarded so that `done` runs exactly once: by the protocol, or here if the driver drops the call.
+        struct once {
+            std::shared_ptr<shared> state;
+            transfer_callback done;
+            bool ran = false;
+            void operator()(transfer_reply r) {
+                {
+                    std::lock_guard lock(state->mutex);
+                    if (ran) return;
+                    ran = true;
+                    done(std::move(r));
+                }
+                state->changed.notify_all();
+            }
+            ~once() {
+                if (!ran && done) (*this)(failure(errc::shut_down));
+            }
+        };
+        auto finish = std::make_shared<once>(); // built in place: a copy would run the destructor's fallback
+        finish->state = state;
+        finish->done = std::move(done);
+        if (driver_.stopped()) return (*finish)(failure(errc::shut_down));
+        auto shared_request = std::make_shared<transfer_request>(std::move(request));
+        driver_.post([finish, shared_request, peer](net::protocol& p) {
             auto* transfer = dynamic_cast<shard_transfer*>(&p);
-            if (!transfer) return promise->set_value(failure(errc::invalid_argument));
-            transfer->call(peer, std::move(*shared), [promise](transfer_reply r) { promise->set_value(std::move(r)); });
+            if (!transfer) return (*finish)(failure(errc::invalid_argument));
+            transfer->call(peer, std::move(*shared_request), [finish](transfer_reply r) { (*finish)(std::move(r)); });
         });
-        if (future.wait_for(wait_) != std::future_status::ready) return failure(errc::timed_out);
-        try {
-            return future.get();
-        } catch (const std::future_error&) {
-            // The driver dropped the call or the protocol with it: it is stopping.
-            return failure(errc::shut_down);
-        }
+    }
+
+    bool wait(const std::function<bool()>& ready) override {
+        std::unique_lock lock(state_->mutex);
+        return state_->changed.wait_for(lock, wait_, ready);
+    }
+    void locked(const std::function<void()>& f) override {
+        std::lock_guard lock(state_->mutex);
+        f();
     }
 
 private:
+    struct shared {
+        std::mutex mutex;
+        std::condition_variable changed;
+    };
     net::socket_driver& driver_;
     duration wait_;
+    std::shared_ptr<shared> state_ = std::make_shared<shared>();
 };
 
 class sim_channel final : public transfer_channel {
@@ -50,23 +80,22 @@ public:
     sim_channel(sim::network& network, sim::node_id node, std::uint16_t port, duration wait)
         : network_(network), node_(node), port_(port), wait_(wait) {}
 
-    transfer_reply call(const net::endpoint& peer, transfer_request request) override {
-        if (!network_.protocol_of<shard_transfer>(node_, port_)) return failure(errc::shut_down);
-        // Shared with the callback, which may outlive this call when the simulation gives up first.
-        auto reply = std::make_shared<std::optional<transfer_reply>>();
-        auto shared = std::make_shared<transfer_request>(std::move(request));
-        network_.at(network_.now(), [this, reply, shared, peer] {
+    void start(const net::endpoint& peer, transfer_request request, transfer_callback done) override {
+        if (!network_.protocol_of<shard_transfer>(node_, port_)) return done(failure(errc::shut_down));
+        auto shared_request = std::make_shared<transfer_request>(std::move(request));
+        auto shared_done = std::make_shared<transfer_callback>(std::move(done));
+        network_.at(network_.now(), [this, shared_request, shared_done, peer] {
             auto* transfer = network_.protocol_of<shard_transfer>(node_, port_);
-            if (!transfer) {
-                *reply = failure(errc::shut_down);
-                return;
-            }
-            transfer->call(peer, std::move(*shared), [reply](transfer_reply r) { *reply = std::move(r); });
+            if (!transfer) return (*shared_done)(failure(errc::shut_down));
+            transfer->call(peer, std::move(*shared_request), std::move(*shared_done));
         });
-        network_.run_until([&] { return reply->has_value(); }, network_.now() + wait_);
-        if (!reply->has_value()) return failure(errc::timed_out);
-        return std::move(**reply);
     }
+
+    bool wait(const std::function<bool()>& ready) override {
+        if (ready()) return true;
+        return network_.run_until(ready, network_.now() + wait_);
+    }
+    void locked(const std::function<void()>& f) override { f(); } // one thread runs the simulation
 
 private:
     sim::network& network_;
@@ -77,26 +106,50 @@ private:
 
 class remote_shard_store final : public shard_store {
 public:
-    remote_shard_store(std::shared_ptr<transfer_channel> channel, net::endpoint peer)
-        : channel_(std::move(channel)), peer_(peer) {}
+    remote_shard_store(std::shared_ptr<transfer_channel> channel, net::endpoint peer, std::size_t max_pending)
+        : channel_(std::move(channel)), peer_(peer), max_pending_(max_pending) {}
+
+    ~remote_shard_store() override {
+        // Callbacks hold the pipeline state, not this object; waiting only bounds what is left in flight.
+        (void)channel_->wait([p = pipeline_] { return p->pending_bytes == 0; });
+    }
 
     result<void> put(const shard_id& id, std::span<const std::byte> payload) override {
+        auto p = pipeline_;
+        const std::size_t n = payload.size() + 1; // an empty shard still counts
+        // Room in the pipeline is claimed inside the predicate, under the lock the callbacks take.
+        const bool room = channel_->wait([&] {
+            if (p->pending_bytes != 0 && p->pending_bytes + n > max_pending_) return false;
+            p->pending_bytes += n;
+            return true;
+        });
+        if (!room) return errc::timed_out;
         transfer_request r{transfer_op::put, id};
         r.payload.assign(payload.begin(), payload.end());
-        return changed(call(std::move(r)));
+        channel_->start(peer_, std::move(r), [p, n](transfer_reply reply) {
+            p->pending_bytes -= n;
+            if (reply.status && !p->failed) p->failed = reply.status;
+            if (!reply.status) p->dirty = true;
+        });
+        return {};
     }
     result<void> get(const shard_id& id, std::span<std::byte> out) override {
         if (out.size() > UINT32_MAX) return errc::too_large;
         transfer_request r{transfer_op::get, id};
         r.length = static_cast<std::uint32_t>(out.size());
-        auto reply = call(std::move(r));
+        auto reply = channel_->call(peer_, std::move(r));
         if (reply.status) return reply.status;
         std::memcpy(out.data(), reply.payload.data(), out.size()); // the protocol checked the length
         return {};
     }
-    result<void> remove(const shard_id& id) override { return changed(call({transfer_op::remove, id})); }
+    result<void> remove(const shard_id& id) override {
+        auto reply = channel_->call(peer_, {transfer_op::remove, id});
+        if (reply.status) return reply.status;
+        mark_dirty();
+        return {};
+    }
     result<bool> contains(const shard_id& id) override {
-        auto reply = call({transfer_op::contains, id});
+        auto reply = channel_->call(peer_, {transfer_op::contains, id});
         if (reply.status) return result<bool>(boost::system::in_place_error, reply.status);
         return reply.present;
     }
@@ -105,7 +158,7 @@ public:
         transfer_request r{transfer_op::list};
         r.length = UINT32_MAX; // the server's page size bounds it
         for (;;) {
-            auto reply = call(r);
+            auto reply = channel_->call(peer_, r);
             if (reply.status) return reply.status;
             all.insert(all.end(), reply.shards.begin(), reply.shards.end());
             if (!reply.more || reply.shards.empty()) return all;
@@ -114,28 +167,39 @@ public:
         }
     }
     result<void> sync() override {
+        auto p = pipeline_;
+        if (!channel_->wait([&] { return p->pending_bytes == 0; })) return errc::timed_out;
+        boost::system::error_code failed;
+        bool dirty = false;
+        channel_->locked([&] {
+            failed = std::exchange(p->failed, {});
+            dirty = p->dirty;
+        });
+        if (failed) return failed; // a pipelined put was refused: the caller must not count on it
         // Nothing written through this store since the last sync: nothing to make durable, and no round trip
         // (so syncing every store of a mesh does not fail on a node that was never written to).
-        if (!dirty_) return {};
-        auto r = status(call({transfer_op::sync}));
-        if (r) dirty_ = false;
-        return r;
+        if (!dirty) return {};
+        auto reply = channel_->call(peer_, {transfer_op::sync});
+        if (reply.status) return reply.status;
+        channel_->locked([&] { p->dirty = false; });
+        return {};
     }
 
 private:
-    transfer_reply call(transfer_request r) { return channel_->call(peer_, std::move(r)); }
-    result<void> changed(const transfer_reply& reply) {
-        if (!reply.status) dirty_ = true;
-        return status(reply);
-    }
-    static result<void> status(const transfer_reply& reply) {
-        if (reply.status) return reply.status;
-        return {};
+    // Touched by callbacks under the channel's lock, and here only under it too (wait() predicates, locked()).
+    struct pipeline {
+        std::size_t pending_bytes = 0;
+        boost::system::error_code failed;
+        bool dirty = false; // a put or remove succeeded since the last successful sync
+    };
+    void mark_dirty() {
+        channel_->locked([&] { pipeline_->dirty = true; });
     }
 
     std::shared_ptr<transfer_channel> channel_;
     net::endpoint peer_;
-    bool dirty_ = false; // a put or remove succeeded since the last successful sync
+    std::size_t max_pending_;
+    std::shared_ptr<pipeline> pipeline_ = std::make_shared<pipeline>();
 };
 
 } // namespace
@@ -149,8 +213,16 @@ std::shared_ptr<transfer_channel> make_sim_channel(sim::network& network, std::u
     return std::make_shared<sim_channel>(network, node, port, wait_limit);
 }
 
-std::unique_ptr<shard_store> make_remote_shard_store(std::shared_ptr<transfer_channel> channel, net::endpoint peer) {
-    return std::make_unique<remote_shard_store>(std::move(channel), peer);
+std::unique_ptr<shard_store> make_remote_shard_store(std::shared_ptr<transfer_channel> channel, net::endpoint peer,
+                                                    std::size_t max_pending_put_bytes) {
+    return std::make_unique<remote_shard_store>(std::move(channel), peer, std::max<std::size_t>(max_pending_put_bytes, 1));
+}
+
+transfer_reply transfer_channel::call(const net::endpoint& peer, transfer_request request) {
+    auto reply = std::make_shared<std::optional<transfer_reply>>();
+    start(peer, std::move(request), [reply](transfer_reply r) { *reply = std::move(r); });
+    if (!wait([&] { return reply->has_value(); })) return failure(errc::timed_out);
+    return std::move(**reply);
 }
 
 } // namespace swarm::inline v0::storage

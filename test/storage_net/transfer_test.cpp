@@ -56,7 +56,8 @@ TEST(transfer_sim, a_node_with_another_key_or_cluster_is_refused_with_a_clear_er
     const auto intruder = net.add_node();
     ASSERT_TRUE(net.add_protocol(intruder, sim_mesh::port, make_shard_transfer(transfer_defaults(99), nullptr)));
     auto wrong_key = make_remote_shard_store(make_sim_channel(net, intruder, sim_mesh::port, 60s), mesh.address(0));
-    EXPECT_EQ(wrong_key->put(shard(1, 1), random_bytes(10, 1)).error(), errc::unknown_key);
+    ASSERT_TRUE(wrong_key->put(shard(1, 1), random_bytes(10, 1))); // pipelined: the refusal comes at sync()
+    EXPECT_EQ(wrong_key->sync().error(), errc::unknown_key);
 
     const auto stranger = net.add_node();
     ASSERT_TRUE(net.add_protocol(stranger, sim_mesh::port, make_shard_transfer(transfer_defaults(7, "other"), nullptr)));
@@ -71,6 +72,7 @@ TEST(transfer_sim, a_crashed_peer_fails_fast_and_serves_again_after_restart) {
     sim_mesh mesh(1);
     auto remote = mesh.remote(0);
     ASSERT_TRUE(remote->put(shard(1, 1), random_bytes(100, 1)));
+    ASSERT_TRUE(remote->sync());
     ASSERT_TRUE(mesh.network().crash(mesh.node(0)));
     auto r = remote->contains(shard(1, 1));
     ASSERT_FALSE(r);
@@ -142,7 +144,10 @@ TEST(transfer_sim, requests_beyond_the_queue_or_the_shard_size_fail_at_once) {
     config.max_server_queue_bytes = config.max_inflight_bytes + 1000;
     sim_mesh mesh(1, config);
     auto remote = mesh.remote(0);
-    EXPECT_EQ(remote->put(shard(1, 1), random_bytes(1001, 1)).error(), errc::too_large);
+    // put() is pipelined: the refusal surfaces at the next sync(), and the sync after that is clean.
+    ASSERT_TRUE(remote->put(shard(1, 1), random_bytes(1001, 1)));
+    EXPECT_EQ(remote->sync().error(), errc::too_large);
+    EXPECT_TRUE(remote->sync());
     std::vector<errc> results;
     auto& net = mesh.network();
     net.at(net.now(), [&] {

@@ -19,9 +19,11 @@
 // The server calls its shard_store on the strand: a slow disk delays that node's other streams.
 //
 // Threading: shard_transfer is a protocol, so it is called on its node's strand only. remote_shard_store
-// blocks its caller until the reply arrives; a transfer_channel carries the call onto the strand: over the
-// real driver it posts and waits on a future, under the simulator it runs the simulation until the reply
-// (virtual time, so a timeout costs nothing real). Never call a remote_shard_store on the strand it uses.
+// blocks its caller until the reply arrives (puts are pipelined, see below); a transfer_channel carries calls
+// onto the strand: over the real driver it posts and waits on a condition variable, under the simulator it
+// runs the simulation until the reply (virtual time, so a timeout costs nothing real). This is the async seam:
+// the object store stays synchronous, and only the channel knows how to wait. Never call a remote_shard_store
+// on the strand it uses.
 #pragma once
 
 #include <swarm/core/clock.hpp>
@@ -153,24 +155,38 @@ private:
 /// A factory for net::socket_driver::create or sim::network::add_protocol. `local` may be null (client only).
 net::protocol_factory make_shard_transfer(transfer_config config, shard_store* local);
 
-/// Carries a request onto the strand of the node running shard_transfer and waits for the reply.
+/// Carries requests onto the strand of the node running shard_transfer, and lets the caller wait for replies.
 class transfer_channel {
 public:
     virtual ~transfer_channel() = default;
-    virtual transfer_reply call(const net::endpoint& peer, transfer_request request) = 0;
+    /// Starts the request. `done` runs once: on the driver's strand (socket) or inside the simulation (sim),
+    /// always with this channel's lock held, so the state it touches is safe to read in wait()'s predicate.
+    virtual void start(const net::endpoint& peer, transfer_request request, transfer_callback done) = 0;
+    /// Blocks until `ready()` holds (checked with the lock held) or the channel's wait limit passes; returns
+    /// ready(). Over sockets it sleeps on a condition; under the simulator it runs the simulation.
+    virtual bool wait(const std::function<bool()>& ready) = 0;
+    /// Runs `f` with the lock that callbacks run under.
+    virtual void locked(const std::function<void()>& f) = 0;
+    /// start() then wait() for the reply; errc::timed_out when the wait limit passes first.
+    transfer_reply call(const net::endpoint& peer, transfer_request request);
 };
 
-/// Over the real driver; `driver` runs shard_transfer and must outlive the channel. A reply that has not
-/// come `wait_limit` after the call returns errc::timed_out (set it above the protocol's request_timeout).
+/// Over the real driver; `driver` runs shard_transfer and must outlive the channel. A wait gives up after
+/// `wait_limit` (set it above the protocol's request_timeout, which fails the request itself first).
 std::shared_ptr<transfer_channel> make_socket_channel(net::socket_driver& driver, duration wait_limit);
-/// Under the simulator: runs `network` until the reply arrives; `node` runs shard_transfer on `port`. Call it
-/// from the thread that runs the simulation and never from inside a simulation event.
+/// Under the simulator: waits by running `network`; `node` runs shard_transfer on `port`. Call it from the
+/// thread that runs the simulation and never from inside a simulation event.
 std::shared_ptr<transfer_channel> make_sim_channel(sim::network& network, std::uint32_t node, std::uint16_t port,
                                                    duration wait_limit);
 
 /// A shard_store on the node at `peer`. Errors are the server's (not_found, truncated, malformed, io_error)
 /// or the transport's (timed_out, connection_refused, unreachable, authentication_failed, ...).
-std::unique_ptr<shard_store> make_remote_shard_store(std::shared_ptr<transfer_channel> channel, net::endpoint peer);
+/// put() is pipelined: it returns once the shard is handed to the protocol (waiting while more than
+/// `max_pending_put_bytes` are unanswered), and a put that then fails makes the next sync() fail with its
+/// error, as the shard_store contract allows (durable once sync() returns). The stream is ordered, so a get
+/// after a put sees it.
+std::unique_ptr<shard_store> make_remote_shard_store(std::shared_ptr<transfer_channel> channel, net::endpoint peer,
+                                                    std::size_t max_pending_put_bytes = 8 * 1024 * 1024);
 
 namespace transfer_wire {
 /// The message codec under the seal, exposed for the fuzzer and tests. Decoders accept only the exact
