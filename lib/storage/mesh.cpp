@@ -1,9 +1,15 @@
 #include <swarm/storage/mesh.hpp>
 
+#include "core/atomic_file.hpp"
+
+#include <swarm/core/wire.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -145,6 +151,60 @@ result<std::vector<std::size_t>> mesh_placement::place(const chunk_id& stripe, u
         candidates.erase(best);
     }
     return out;
+}
+
+namespace {
+constexpr std::uint8_t table_version = 1;
+constexpr std::size_t max_label = 256;
+} // namespace
+
+detailed_result<void> mesh_placement::save(const std::filesystem::path& file) const {
+    std::vector<std::byte> out;
+    {
+        wire::writer w(out);
+        w.u8(table_version);
+        w.varint(nodes_.size());
+        for (const auto& n : nodes_) {
+            w.raw(n.id.bytes());
+            w.string(n.address.to_string());
+            w.string(n.zone);
+            w.string(n.rack);
+            w.u64(n.available_disk);
+            w.boolean(n.live);
+        }
+        if (auto r = w.finish(); !r) return error{r.error(), "encoding the mesh table failed"};
+    }
+    return detail::write_file_atomically(file, out, {.mode = 0644, .keep_existing_mode = true, .replace = true, .what = "mesh table"});
+}
+
+detailed_result<mesh_placement> mesh_placement::load(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return error{errc::not_found, fmt::format("cannot open mesh table {}", file.string())};
+    const std::vector<char> text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    wire::reader r(std::as_bytes(std::span(text)));
+    mesh_placement m;
+    if (r.u8() != table_version && r.ok()) return error{errc::unsupported_version, fmt::format("mesh table {}: unknown version", file.string())};
+    const auto count = r.count(max_nodes, 32 + 4 + 8 + 1);
+    for (std::size_t i = 0; i < count && r.ok(); ++i) {
+        mesh_node n;
+        swarm::node_id::bytes_type id{};
+        r.raw_into(std::span(id));
+        n.id = swarm::node_id(id);
+        const auto address = r.string(64);
+        n.zone = std::string(r.string(max_label));
+        n.rack = std::string(r.string(max_label));
+        n.available_disk = r.u64();
+        n.live = r.boolean();
+        if (!r.ok()) break;
+        auto parsed = net::endpoint::parse(address);
+        if (!parsed) return error{errc::malformed, fmt::format("mesh table {}: node {} has a bad address", file.string(), i)};
+        n.address = *parsed;
+        m.nodes_.push_back(std::move(n));
+    }
+    r.expect_end();
+    if (auto f = r.finish(); !f)
+        return error{f.error(), fmt::format("mesh table {}: unreadable at byte {}", file.string(), r.error_offset())};
+    return m;
 }
 
 placement_function mesh_placement::placement(unsigned shards) const {

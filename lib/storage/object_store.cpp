@@ -83,6 +83,13 @@ std::vector<chunk_id> distinct_ids(const manifest& m) {
 
 error io(std::string what) { return {errc::io_error, std::move(what)}; }
 
+// A store that did not answer (a remote node down or cut off), as opposed to one that answered with bad bytes.
+bool unreachable(boost::system::error_code e) {
+    for (errc c : {errc::connection_refused, errc::connection_reset, errc::timed_out, errc::unreachable, errc::shut_down})
+        if (e == c) return true;
+    return false;
+}
+
 std::string hex_prefix(const chunk_id& id) { return fmt::format("{:02x}{:02x}{:02x}{:02x}", id[0], id[1], id[2], id[3]); }
 
 } // namespace
@@ -418,6 +425,7 @@ detailed_result<verify_report> object_store::impl::verify(std::string_view name)
             auto r = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(i, frag), frag));
             if (r) ++intact;
             else if (r.error() == errc::not_found) ++report.missing_shards;
+            else if (unreachable(r.error())) ++report.unreachable_shards;
             else ++report.corrupt_shards;
         }
         if (intact < k()) ++report.unrecoverable_stripes;
@@ -509,7 +517,7 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
                 }
                 if (locations != row.locations) {
                     // The moved shards must be durable before the catalog points at them.
-                    if (auto r = sync_all(); !r) return io("syncing shard stores after repair failed");
+                    if (auto r = sync_all(); !r) return io(fmt::format("syncing shard stores after repair failed: {}", r.error().message()));
                     if (auto r = catalog.set_locations(row.id, locations); !r)
                         return io(fmt::format("recording new locations of stripe {} failed", hex_prefix(row.id)));
                 }
@@ -518,7 +526,7 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
         progress.scanned(report, row.id, present.size() < k());
         if (options.progress) options.progress(report.stripes);
     }
-    if (auto r = sync_all(); !r) return io("syncing shard stores after repair failed");
+    if (auto r = sync_all(); !r) return io(fmt::format("syncing shard stores after repair failed: {}", r.error().message()));
     return report;
 }
 

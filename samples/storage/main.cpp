@@ -8,10 +8,10 @@
 //   swarm_storage DIR rm NAME
 //   swarm_storage DIR verify [NAME]
 //   swarm_storage DIR repair [NAME]        rebuild missing shards; those of a lost node go to other nodes
-// Options, before or after the command: --nodes N (default 6, at least 6), --lose I (do not start node I, as
+// Options, before or after the command: --nodes N (default 8, at least 6; repair needs a node free of the stripe), --lose I (do not start node I, as
 // if it had failed: reads go around it and repair moves its shards).
 //
-// DIR holds node0..nodeN-1 (shard files), catalog/ and keys.bin (the cluster key, the convergence secret and
+// DIR holds node0..nodeN-1 (shard files), catalog/, mesh.bin (the node table) and keys.bin (the cluster key, the convergence secret and
 // the reader key pair, created on first use with mode 0600; a real deployment keeps these in a key store).
 #include <swarm/net/driver.hpp>
 #include <swarm/net/runtime.hpp>
@@ -138,7 +138,7 @@ int usage(const char* self) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> args;
-    std::uint64_t nodes = 6, offset = 0, length = UINT64_MAX;
+    std::uint64_t nodes = 8, offset = 0, length = UINT64_MAX;
     std::optional<std::uint64_t> lose;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
@@ -183,7 +183,17 @@ int main(int argc, char** argv) {
     swarm::runtime rt(2);
     std::vector<std::unique_ptr<ss::shard_store>> locals;
     std::vector<swarm::net::socket_driver> drivers;
-    ss::mesh_placement mesh;
+    // The node table maps store indices (what the catalog records) to nodes; it outlives each run.
+    auto table = ss::mesh_placement::load(dir / "mesh.bin");
+    if (!table && table.error() != swarm::errc::not_found) {
+        fmt::print(stderr, "{}\n", table.error().describe());
+        return 1;
+    }
+    ss::mesh_placement mesh = table ? std::move(*table) : ss::mesh_placement{};
+    if (mesh.nodes().size() > nodes) {
+        fmt::print(stderr, "this mesh already has {} nodes: pass --nodes {} or more\n", mesh.nodes().size(), mesh.nodes().size());
+        return 2;
+    }
     swarm::net::driver_config dc;
     dc.bind = swarm::net::endpoint::v4(0x7f000001, 0);
     for (std::size_t i = 0; i < nodes; ++i) {
@@ -204,6 +214,10 @@ int main(int argc, char** argv) {
             drivers.push_back(std::move(*d));
         }
         (void)mesh.upsert({node_name(i), address, fmt::format("zone{}", i % 3), fmt::format("rack{}", i), 0, !lose || *lose != i});
+    }
+    if (auto saved = mesh.save(dir / "mesh.bin"); !saved) {
+        fmt::print(stderr, "{}\n", saved.error().describe());
+        return 1;
     }
     auto client = swarm::net::socket_driver::create(rt.get_executor(), dc, ss::make_shard_transfer(transfer, nullptr));
     if (!client) {
@@ -257,8 +271,9 @@ int main(int argc, char** argv) {
     } else if (command == "verify" && args.size() <= 3) {
         auto r = store.verify(arg(2));
         if (!r) return fail(r.error());
-        fmt::print("{} stripes: {} shards missing, {} corrupt, {} inconsistent, {} unrecoverable -> {}\n", r->stripes,
-                   r->missing_shards, r->corrupt_shards, r->inconsistent_stripes, r->unrecoverable_stripes,
+        fmt::print("{} stripes: {} shards missing, {} unreachable, {} corrupt, {} inconsistent, {} unrecoverable -> {}\n",
+                   r->stripes, r->missing_shards, r->unreachable_shards, r->corrupt_shards, r->inconsistent_stripes,
+                   r->unrecoverable_stripes,
                    r->healthy() ? "healthy" : "needs repair");
         return r->healthy() ? 0 : 3;
     } else if (command == "repair" && args.size() <= 3) {

@@ -123,6 +123,31 @@ TEST(mesh_placement_test, follows_the_membership_view) {
     EXPECT_EQ(*m.index_of(node_name(2)), 2u);
 }
 
+TEST(mesh_placement_test, the_node_table_survives_a_restart_and_bad_files_are_named) {
+    scratch_dir dir;
+    auto m = zoned(5, 2, 2);
+    ASSERT_TRUE(m.set_live(3, false));
+    ASSERT_TRUE(m.save(dir.path() / "mesh.bin"));
+    auto back = mesh_placement::load(dir.path() / "mesh.bin");
+    ASSERT_TRUE(back) << back.error().describe();
+    ASSERT_EQ(back->nodes().size(), 5u);
+    for (std::size_t i = 0; i < 5; ++i) {
+        EXPECT_EQ(back->nodes()[i].id, m.nodes()[i].id);
+        EXPECT_EQ(back->nodes()[i].address, m.nodes()[i].address);
+        EXPECT_EQ(back->nodes()[i].zone, m.nodes()[i].zone);
+        EXPECT_EQ(back->nodes()[i].live, m.nodes()[i].live);
+    }
+    EXPECT_EQ(*back->place(stripe_of(5), 3), *m.place(stripe_of(5), 3));
+
+    EXPECT_EQ(mesh_placement::load(dir.path() / "absent").error(), errc::not_found);
+    const auto full = std::filesystem::file_size(dir.path() / "mesh.bin");
+    std::filesystem::resize_file(dir.path() / "mesh.bin", full - 3);
+    auto cut = mesh_placement::load(dir.path() / "mesh.bin");
+    ASSERT_FALSE(cut);
+    EXPECT_EQ(cut.error(), errc::truncated);
+    EXPECT_NE(cut.error().message.find("mesh.bin"), std::string::npos);
+}
+
 // The scenario: 20 nodes in 5 zones, objects stored 10+4, one node crashes; every get succeeds before
 // and after repair, and repair reads exactly k shards per stripe and rebuilds on other nodes what the lost
 // node held, reporting it as events and metrics.
@@ -158,6 +183,11 @@ TEST(mesh_sim, a_lost_node_is_repaired_onto_the_others) {
     ASSERT_TRUE(mesh.network().crash(mesh.node(victim)));
     ASSERT_TRUE(placement.set_live(victim, false)); // what membership would report
     get_all();
+    auto degraded = store.verify();
+    ASSERT_TRUE(degraded);
+    EXPECT_EQ(degraded->unreachable_shards, lost);
+    EXPECT_EQ(degraded->corrupt_shards, 0u);
+    EXPECT_FALSE(degraded->healthy());
 
     metrics::registry registry;
     std::map<repair_event_kind, std::uint64_t> events;

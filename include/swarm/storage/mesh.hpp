@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <span>
 #include <string>
@@ -58,6 +59,13 @@ public:
     /// errc::data_unavailable when fewer live nodes than shards to place remain.
     result<std::vector<std::size_t>> place(const chunk_id& stripe, unsigned shards,
                                            std::span<const std::optional<std::size_t>> current = {}) const;
+
+    /// Writes the node table (ids, addresses, zones, racks, disk, liveness) atomically with fsync: the store
+    /// indices that the catalog records are positions in it, so keep it beside the catalog.
+    detailed_result<void> save(const std::filesystem::path& file) const;
+    /// Reads a table written by save(). errc::not_found when the file is absent; truncated, malformed or
+    /// unsupported_version, naming the file, when it is not such a table.
+    static detailed_result<mesh_placement> load(const std::filesystem::path& file);
 
     /// For object_store::open with `shards` = k+m; refers to this object, which must outlive the store.
     placement_function placement(unsigned shards) const;

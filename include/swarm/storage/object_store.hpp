@@ -75,7 +75,8 @@ struct verify_report {
     std::uint64_t corrupt_shards = 0;   // short, failed checksum, or another shard's bytes
     std::uint64_t inconsistent_stripes = 0; // every shard passes its checksum yet parity disagrees
     std::uint64_t unrecoverable_stripes = 0;
-    bool healthy() const noexcept { return missing_shards + corrupt_shards + inconsistent_stripes == 0; }
+    std::uint64_t unreachable_shards = 0; // the store did not answer (a remote node down or cut off)
+    bool healthy() const noexcept { return missing_shards + corrupt_shards + inconsistent_stripes + unreachable_shards == 0; }
 };
 
 struct repair_report {
