@@ -176,6 +176,7 @@ struct object_store::impl {
         size_buffers(frag);
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
+        prefetch(id, (**row).locations, frag, [&](unsigned i) { return i != skip; });
         for (unsigned i = 0; i < n() && present.size() < k(); ++i) {
             if (i == skip) continue;
             auto r = stores[(**row).locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(i, frag), frag));
@@ -215,6 +216,16 @@ struct object_store::impl {
                 if (row.locations[i] < stores.size())
                     (void)stores[row.locations[i]]->remove({row.id, static_cast<std::uint16_t>(i)});
         sync_all();
+    }
+    // Tells the stores of the first k shards that `wanted` admits that their gets follow, so remote ones fetch
+    // them together rather than one round trip after another.
+    template <class Wanted>
+    void prefetch(const chunk_id& id, const std::vector<std::uint8_t>& locations, std::size_t frag, Wanted wanted) {
+        for (unsigned i = 0, asked = 0; i < n() && asked < k(); ++i)
+            if (wanted(i)) {
+                stores[locations[i]]->prefetch({id, static_cast<std::uint16_t>(i)}, frag);
+                ++asked;
+            }
     }
     // Where repair writes shard `index`: the relocate hook's choice when it names a valid store, else in place.
     std::size_t relocated_store(const repair_options& options, const chunk_id& id, unsigned index, std::vector<std::uint8_t>& locations) {
@@ -474,6 +485,7 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
         }
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
+        if (!options.deep) prefetch(row.id, row.locations, frag, [&](unsigned i) { return !bad[i]; });
         // Shallow: stop at k intact shards (exactly k reads when nothing is corrupt). Deep: read them all.
         for (unsigned i = 0; i < n() && (options.deep || present.size() < k()); ++i) {
             if (bad[i]) continue;

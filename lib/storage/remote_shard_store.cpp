@@ -4,6 +4,7 @@
 #include <swarm/storage/transfer.hpp>
 
 #include <cstring>
+#include <deque>
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -115,6 +116,7 @@ public:
     }
 
     result<void> put(const shard_id& id, std::span<const std::byte> payload) override {
+        forget_prefetched(id);
         auto p = pipeline_;
         const std::size_t n = payload.size() + 1; // an empty shard still counts
         // Room in the pipeline is claimed inside the predicate, under the lock the callbacks take.
@@ -133,16 +135,39 @@ public:
         });
         return {};
     }
+    void prefetch(const shard_id& id, std::size_t length) override {
+        if (length > UINT32_MAX) return;
+        auto p = pipeline_;
+        std::uint64_t serial = 0;
+        channel_->locked([&] {
+            for (const auto& f : p->fetches)
+                if (f.id == id && f.length == length) return; // already on its way
+            if (p->fetches.size() >= max_prefetched) p->fetches.pop_front(); // never asked for: its reply is dropped
+            serial = ++p->serial;
+            p->fetches.push_back({serial, id, length, std::nullopt});
+        });
+        if (serial == 0) return;
+        transfer_request r{transfer_op::get, id};
+        r.length = static_cast<std::uint32_t>(length);
+        channel_->start(peer_, std::move(r), [p, serial](transfer_reply reply) {
+            for (auto& f : p->fetches)
+                if (f.serial == serial) f.reply = std::move(reply);
+        });
+    }
     result<void> get(const shard_id& id, std::span<std::byte> out) override {
         if (out.size() > UINT32_MAX) return errc::too_large;
-        transfer_request r{transfer_op::get, id};
-        r.length = static_cast<std::uint32_t>(out.size());
-        auto reply = channel_->call(peer_, std::move(r));
-        if (reply.status) return reply.status;
-        std::memcpy(out.data(), reply.payload.data(), out.size()); // the protocol checked the length
+        auto reply = take_prefetched(id, out.size());
+        if (!reply) {
+            transfer_request r{transfer_op::get, id};
+            r.length = static_cast<std::uint32_t>(out.size());
+            reply = channel_->call(peer_, std::move(r));
+        }
+        if (reply->status) return reply->status;
+        std::memcpy(out.data(), reply->payload.data(), out.size()); // the protocol checked the length
         return {};
     }
     result<void> remove(const shard_id& id) override {
+        forget_prefetched(id);
         auto reply = channel_->call(peer_, {transfer_op::remove, id});
         if (reply.status) return reply.status;
         mark_dirty();
@@ -187,11 +212,52 @@ public:
 
 private:
     // Touched by callbacks under the channel's lock, and here only under it too (wait() predicates, locked()).
+    struct fetch {
+        std::uint64_t serial = 0;
+        shard_id id;
+        std::size_t length = 0;
+        std::optional<transfer_reply> reply;
+    };
+    static constexpr std::size_t max_prefetched = 64;
     struct pipeline {
+        std::deque<fetch> fetches; // prefetched gets, oldest first
+        std::uint64_t serial = 0;
         std::size_t pending_bytes = 0;
         boost::system::error_code failed;
         bool dirty = false; // a put or remove succeeded since the last successful sync
     };
+    // The prefetched reply for this get, waiting for it if it is still on its way; nullopt when none was asked
+    // for (or it was dropped), and the caller fetches it now.
+    std::optional<transfer_reply> take_prefetched(const shard_id& id, std::size_t length) {
+        auto p = pipeline_;
+        std::uint64_t serial = 0;
+        channel_->locked([&] {
+            for (const auto& f : p->fetches)
+                if (f.id == id && f.length == length) serial = f.serial;
+        });
+        if (serial == 0) return std::nullopt;
+        std::optional<transfer_reply> out;
+        const auto find = [&] { return std::ranges::find(p->fetches, serial, &fetch::serial); };
+        channel_->wait([&] {
+            auto it = find();
+            if (it == p->fetches.end()) return true; // evicted by newer prefetches
+            if (!it->reply) return false;
+            out = std::move(it->reply);
+            p->fetches.erase(it);
+            return true;
+        });
+        if (!out) { // the wait gave up: forget the entry so a late reply finds nothing
+            channel_->locked([&] {
+                if (auto it = find(); it != p->fetches.end()) p->fetches.erase(it);
+            });
+        }
+        return out;
+    }
+    // A put or remove makes any prefetched copy stale.
+    void forget_prefetched(const shard_id& id) {
+        auto p = pipeline_;
+        channel_->locked([&] { std::erase_if(p->fetches, [&](const fetch& f) { return f.id == id; }); });
+    }
     void mark_dirty() {
         channel_->locked([&] { pipeline_->dirty = true; });
     }

@@ -163,6 +163,39 @@ TEST(transfer_sim, requests_beyond_the_queue_or_the_shard_size_fail_at_once) {
     EXPECT_EQ(results[2], errc{});
 }
 
+TEST(transfer_sim, prefetched_gets_overlap_and_a_later_put_is_never_hidden) {
+    sim::network_config slow;
+    slow.default_link.latency = 20ms; // 40 ms per round trip
+    sim_mesh mesh(1, transfer_defaults(), slow);
+    auto remote = mesh.remote(0);
+    for (std::uint16_t i = 0; i < 5; ++i) ASSERT_TRUE(remote->put(shard(1, i), random_bytes(1000, i)));
+    ASSERT_TRUE(remote->sync());
+    auto& net = mesh.network();
+    std::vector<std::byte> out(1000);
+
+    auto start = net.now();
+    for (std::uint16_t i = 0; i < 5; ++i) ASSERT_TRUE(remote->get(shard(1, i), out));
+    const auto one_by_one = net.now() - start;
+    start = net.now();
+    for (std::uint16_t i = 0; i < 5; ++i) remote->prefetch(shard(1, i), 1000);
+    for (std::uint16_t i = 0; i < 5; ++i) {
+        ASSERT_TRUE(remote->get(shard(1, i), out));
+        EXPECT_EQ(out, random_bytes(1000, i));
+    }
+    const auto overlapped = net.now() - start;
+    EXPECT_GE(one_by_one, 5 * 40ms);
+    EXPECT_LT(overlapped, 2 * 40ms);
+
+    // A put after the prefetch wins; so does a remove.
+    remote->prefetch(shard(1, 0), 1000);
+    ASSERT_TRUE(remote->put(shard(1, 0), random_bytes(1000, 77)));
+    ASSERT_TRUE(remote->get(shard(1, 0), out));
+    EXPECT_EQ(out, random_bytes(1000, 77));
+    remote->prefetch(shard(1, 1), 1000);
+    ASSERT_TRUE(remote->remove(shard(1, 1)));
+    EXPECT_EQ(remote->get(shard(1, 1), out).error(), errc::not_found);
+}
+
 /// A test double for a broken or hostile peer: connects and sends fixed frames, records what comes back.
 class raw_client final : public net::protocol {
 public:
