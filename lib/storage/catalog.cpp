@@ -95,7 +95,7 @@ struct catalog::impl {
     connection conn; // declared first, so destroyed after the statements
     sqlite3*& db = conn.db;
     statement begin, commit, rollback, get_manifest, get_stripe, put_object, delete_object, add_stripe, add_ref,
-        drop_ref, orphans, delete_orphans, list, all_stripes;
+        drop_ref, orphans, delete_orphans, list, all_stripes, set_locations;
 
     result<void> exec(statement& s) { return done(s.step()); }
 
@@ -154,9 +154,10 @@ detailed_result<catalog> catalog::open(const std::filesystem::path& file) {
     p->delete_orphans = statement(p->db, "DELETE FROM stripes WHERE refs <= 0");
     p->list = statement(p->db, "SELECT name, size, chunks FROM objects WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name");
     p->all_stripes = statement(p->db, "SELECT id, stored_size, locations FROM stripes ORDER BY id");
+    p->set_locations = statement(p->db, "UPDATE stripes SET locations = ?2 WHERE id = ?1");
     for (const statement* s : {&p->begin, &p->commit, &p->rollback, &p->get_manifest, &p->get_stripe, &p->put_object,
                                &p->delete_object, &p->add_stripe, &p->add_ref, &p->drop_ref, &p->orphans,
-                               &p->delete_orphans, &p->list, &p->all_stripes})
+                               &p->delete_orphans, &p->list, &p->all_stripes, &p->set_locations})
         if (!s->valid()) return error{errc::io_error, fmt::format("catalog {}: {}", file.string(), sqlite3_errmsg(p->db))};
     return catalog(std::move(p));
 }
@@ -197,6 +198,10 @@ result<std::vector<stripe_row>> catalog::remove(std::string_view name, std::span
         if (auto r = impl_->exec(impl_->delete_object.reset().bind(1, name)); !r) return r.error();
         return impl_->release(released);
     });
+}
+
+result<void> catalog::set_locations(const chunk_id& id, std::span<const std::uint8_t> locations) {
+    return impl_->exec(impl_->set_locations.reset().bind(1, id).bind(2, locations));
 }
 
 result<std::vector<object_row>> catalog::list(std::string_view prefix) {

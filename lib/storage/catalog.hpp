@@ -46,6 +46,9 @@ public:
     /// One transaction: drops the object and a reference from each of `released`; returns the orphans.
     result<std::vector<stripe_row>> remove(std::string_view name, std::span<const chunk_id> released);
 
+    /// Records where the stripe's shards live now (after repair moved some).
+    result<void> set_locations(const chunk_id& id, std::span<const std::uint8_t> locations);
+
     result<std::vector<object_row>> list(std::string_view prefix);
     result<std::vector<stripe_row>> stripes();
 

@@ -6,6 +6,7 @@
 #include "storage/erasure.hpp"
 #include "storage/helper_thread.hpp"
 #include "storage/manifest.hpp"
+#include "storage/repair_progress.hpp"
 
 #include <fmt/format.h>
 
@@ -83,6 +84,13 @@ std::vector<chunk_id> distinct_ids(const manifest& m) {
 }
 
 error io(std::string what) { return {errc::io_error, std::move(what)}; }
+
+// A store that did not answer (a remote node down or cut off), as opposed to one that answered with bad bytes.
+bool unreachable(boost::system::error_code e) {
+    for (errc c : {errc::connection_refused, errc::connection_reset, errc::timed_out, errc::unreachable, errc::shut_down})
+        if (e == c) return true;
+    return false;
+}
 
 std::string hex_prefix(const chunk_id& id) { return fmt::format("{:02x}{:02x}{:02x}{:02x}", id[0], id[1], id[2], id[3]); }
 
@@ -176,6 +184,7 @@ struct object_store::impl {
         size_buffer(b, frag);
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
+        prefetch(id, (**row).locations, frag, [&](unsigned i) { return i != skip; });
         for (unsigned i = 0; i < n() && present.size() < k(); ++i) {
             if (i == skip) continue;
             auto r = stores[locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag));
@@ -215,6 +224,23 @@ struct object_store::impl {
                 if (row.locations[i] < stores.size())
                     (void)stores[row.locations[i]]->remove({row.id, static_cast<std::uint16_t>(i)});
         sync_all();
+    }
+    // Tells the stores of the first k shards that `wanted` admits that their gets follow, so remote ones fetch
+    // them together rather than one round trip after another.
+    template <class Wanted>
+    void prefetch(const chunk_id& id, const std::vector<std::uint8_t>& locations, std::size_t frag, Wanted wanted) {
+        for (unsigned i = 0, asked = 0; i < n() && asked < k(); ++i)
+            if (wanted(i)) {
+                stores[locations[i]]->prefetch({id, static_cast<std::uint16_t>(i)}, frag);
+                ++asked;
+            }
+    }
+    // Where repair writes shard `index`: the relocate hook's choice when it names a valid store, else in place.
+    std::size_t relocated_store(const repair_options& options, const chunk_id& id, unsigned index, std::vector<std::uint8_t>& locations) {
+        if (options.relocate)
+            if (auto to = options.relocate(id, index, locations); to && *to < stores.size() && std::ranges::count(locations, *to) == 0)
+                locations[index] = static_cast<std::uint8_t>(*to); // never onto a store holding another shard of the stripe
+        return locations[index];
     }
     result<void> sync_all() {
         for (auto& s : stores)
@@ -495,6 +521,7 @@ detailed_result<verify_report> object_store::impl::verify(std::string_view name)
             auto r = stores[row.locations[i]]->get({row.id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag));
             if (r) ++intact;
             else if (r.error() == errc::not_found) ++report.missing_shards;
+            else if (unreachable(r.error())) ++report.unreachable_shards;
             else ++report.corrupt_shards;
         }
         if (intact < k()) ++report.unrecoverable_stripes;
@@ -520,6 +547,7 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
     auto rows = stripes_of(name);
     if (!rows) return rows.error();
     repair_report report;
+    detail::repair_progress progress(options);
     for (auto& b : rebuilt) b.clear();
     const auto started = std::chrono::steady_clock::now();
     for (const auto& row : *rows) {
@@ -543,6 +571,7 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
         }
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
+        if (!options.deep) prefetch(row.id, row.locations, frag, [&](unsigned i) { return !bad[i]; });
         // Shallow: read k shards, then as many more as failed (exactly k reads when nothing is corrupt). Deep:
         // read them all. Reading is most of repair's cost; with the pipeline on, the helper reads the first
         // half of each batch while this thread reads the rest (distinct stores, so each store still sees one
@@ -595,19 +624,30 @@ detailed_result<repair_report> object_store::impl::repair(std::string_view name,
             if (!code.reconstruct(frag, present, inputs.data(), wanted, outputs.data())) {
                 ++report.unrecoverable_stripes;
             } else {
+                auto locations = row.locations;
                 for (std::size_t w = 0; w < wanted.size(); ++w) {
-                    const auto where = row.locations[wanted[w]];
+                    const std::size_t from = row.locations[wanted[w]];
+                    const auto where = relocated_store(options, row.id, wanted[w], locations);
                     if (auto r = stores[where]->put({row.id, static_cast<std::uint16_t>(wanted[w])}, as_bytes(outputs[w], frag)); !r)
                         return io(fmt::format("writing rebuilt shard {} of stripe {} to store {}: {}", wanted[w],
                                               hex_prefix(row.id), where, r.error().message()));
                     ++report.shards_rebuilt;
                     report.bytes_written += frag;
+                    if (where != from) ++report.shards_relocated;
+                    progress.rebuilt(report, row.id, wanted[w], from, where);
+                }
+                if (locations != row.locations) {
+                    // The moved shards must be durable before the catalog points at them.
+                    if (auto r = sync_all(); !r) return io(fmt::format("syncing shard stores after repair failed: {}", r.error().message()));
+                    if (auto r = catalog.set_locations(row.id, locations); !r)
+                        return io(fmt::format("recording new locations of stripe {} failed", hex_prefix(row.id)));
                 }
             }
         }
+        progress.scanned(report, row.id, present.size() < k());
         if (options.progress) options.progress(report.stripes);
     }
-    if (auto r = sync_all(); !r) return io("syncing shard stores after repair failed");
+    if (auto r = sync_all(); !r) return io(fmt::format("syncing shard stores after repair failed: {}", r.error().message()));
     return report;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <swarm/core/error.hpp>
+#include <swarm/core/metrics.hpp>
 #include <swarm/storage/config.hpp>
 #include <swarm/storage/shard_store.hpp>
 
@@ -24,6 +25,8 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,13 +79,8 @@ struct verify_report {
     std::uint64_t corrupt_shards = 0;   // short, failed checksum, or another shard's bytes
     std::uint64_t inconsistent_stripes = 0; // every shard passes its checksum yet parity disagrees
     std::uint64_t unrecoverable_stripes = 0;
-    bool healthy() const noexcept { return missing_shards + corrupt_shards + inconsistent_stripes == 0; }
-};
-
-struct repair_options {
-    bool deep = false; // read every shard (finds silent corruption) instead of exactly k per stripe
-    std::uint64_t max_bytes_per_second = 0; // shard bytes read plus written; 0 for no limit
-    progress_function progress; // stripes done
+    std::uint64_t unreachable_shards = 0; // the store did not answer (a remote node down or cut off)
+    bool healthy() const noexcept { return missing_shards + corrupt_shards + inconsistent_stripes + unreachable_shards == 0; }
 };
 
 struct repair_report {
@@ -92,6 +90,40 @@ struct repair_report {
     std::uint64_t bytes_read = 0;
     std::uint64_t bytes_written = 0;
     std::uint64_t unrecoverable_stripes = 0;
+    std::uint64_t shards_relocated = 0; // rebuilt on another store than the one that lost them
+};
+
+/// Where repair writes a rebuilt shard: given the stripe, the shard's index and the store of each of the
+/// stripe's shards (updated as earlier shards move), another store, or nullopt to rebuild it in place. This is
+/// how repair moves shards off a failed node (see mesh_placement::relocation()).
+using relocate_function =
+    std::function<std::optional<std::size_t>(const chunk_id& stripe, unsigned index, std::span<const std::uint8_t> locations)>;
+
+enum class repair_event_kind : std::uint8_t {
+    stripe_scanned,       // after each stripe, whatever happened to it
+    shard_rebuilt,        // one shard written back (to_store differs from from_store when it moved)
+    stripe_unrecoverable, // fewer than k intact shards
+};
+
+struct repair_event {
+    repair_event_kind kind = repair_event_kind::stripe_scanned;
+    chunk_id stripe{};
+    unsigned shard = 0;         // shard_rebuilt only
+    std::size_t from_store = 0; // shard_rebuilt only: where the shard was
+    std::size_t to_store = 0;   // shard_rebuilt only: where it is now
+    repair_report totals;       // the run so far
+};
+
+struct repair_options {
+    bool deep = false; // read every shard (finds silent corruption) instead of exactly k per stripe
+    std::uint64_t max_bytes_per_second = 0; // shard bytes read plus written; 0 for no limit
+    progress_function progress; // stripes done
+    relocate_function relocate{}; // empty: rebuild every shard where it was
+    /// Called on the repairing thread for each event, in order.
+    std::function<void(const repair_event&)> on_event{};
+    /// When set, the run adds to counters swarm_storage_repair_{stripes_scanned, shards_rebuilt,
+    /// shards_relocated, bytes_read, bytes_written, stripes_unrecoverable}_total in it.
+    metrics::registry* metrics = nullptr;
 };
 
 struct gc_report {

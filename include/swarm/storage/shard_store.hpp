@@ -39,6 +39,9 @@ public:
     virtual result<std::vector<shard_id>> list() = 0;
     /// Makes every put and remove so far survive a crash.
     virtual result<void> sync() = 0;
+    /// A hint that get(id) with an `out` of `length` bytes follows soon; a remote store starts fetching it so
+    /// that the gets of one stripe overlap. Does nothing by default.
+    virtual void prefetch(const shard_id& id, std::size_t length) { (void)id, (void)length; }
 };
 
 /// A directory of shard files, each written to a temporary name, fsynced, renamed into place, and covered by
