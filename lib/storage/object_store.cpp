@@ -184,7 +184,7 @@ struct object_store::impl {
         size_buffer(b, frag);
         std::vector<unsigned> present;
         std::vector<const std::uint8_t*> inputs;
-        prefetch(id, (**row).locations, frag, [&](unsigned i) { return i != skip; });
+        prefetch(id, locations, frag, [&](unsigned i) { return i != skip; });
         for (unsigned i = 0; i < n() && present.size() < k(); ++i) {
             if (i == skip) continue;
             auto r = stores[locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag));
@@ -228,7 +228,7 @@ struct object_store::impl {
     // Tells the stores of the first k shards that `wanted` admits that their gets follow, so remote ones fetch
     // them together rather than one round trip after another.
     template <class Wanted>
-    void prefetch(const chunk_id& id, const std::vector<std::uint8_t>& locations, std::size_t frag, Wanted wanted) {
+    void prefetch(const chunk_id& id, std::span<const std::uint8_t> locations, std::size_t frag, Wanted wanted) {
         for (unsigned i = 0, asked = 0; i < n() && asked < k(); ++i)
             if (wanted(i)) {
                 stores[locations[i]]->prefetch({id, static_cast<std::uint16_t>(i)}, frag);
@@ -695,6 +695,9 @@ detailed_result<object_store> object_store::open(const std::filesystem::path& ca
                                                              config.erasure.total())};
         for (const auto& s : stores)
             if (!s) return error{errc::invalid_argument, "a shard store is null"};
+        // The pipeline's helper thread calls stores too; a store bound to one thread rules it out.
+        for (const auto& s : stores)
+            if (!s->callable_from_any_thread()) config.pipeline = false;
         std::error_code ec;
         std::filesystem::create_directories(catalog_directory, ec);
         if (ec) return io(fmt::format("cannot create {}: {}", catalog_directory.string(), ec.message()));

@@ -97,6 +97,7 @@ public:
         return network_.run_until(ready, network_.now() + wait_);
     }
     void locked(const std::function<void()>& f) override { f(); } // one thread runs the simulation
+    bool callable_from_any_thread() const noexcept override { return false; }
 
 private:
     sim::network& network_;
@@ -191,6 +192,8 @@ public:
             r.shard = reply.shards.back();
         }
     }
+    bool callable_from_any_thread() const noexcept override { return channel_->callable_from_any_thread(); }
+
     result<void> sync() override {
         auto p = pipeline_;
         if (!channel_->wait([&] { return p->pending_bytes == 0; })) return errc::timed_out;

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <thread>
 
 namespace swarm::storage::testing {
 namespace {
@@ -68,6 +69,59 @@ struct rigged {
         return store->put(name, in, {secret, {reader.public_key}, {}});
     }
 };
+
+// Test double: a local store that, like one driven by the simulator, may only be called from the thread that
+// opened it; it counts calls from any other thread.
+class one_thread_store final : public shard_store {
+public:
+    one_thread_store(std::unique_ptr<shard_store> inner, std::atomic<int>& foreign)
+        : inner_(std::move(inner)), foreign_(foreign) {}
+
+    result<void> put(const shard_id& id, std::span<const std::byte> payload) override { return check(), inner_->put(id, payload); }
+    result<void> get(const shard_id& id, std::span<std::byte> out) override { return check(), inner_->get(id, out); }
+    result<void> remove(const shard_id& id) override { return check(), inner_->remove(id); }
+    result<bool> contains(const shard_id& id) override { return check(), inner_->contains(id); }
+    result<std::vector<shard_id>> list() override { return check(), inner_->list(); }
+    result<void> sync() override { return check(), inner_->sync(); }
+    void prefetch(const shard_id& id, std::size_t length) override { check(), inner_->prefetch(id, length); }
+    bool callable_from_any_thread() const noexcept override { return false; }
+
+private:
+    void check() {
+        if (std::this_thread::get_id() != owner_) ++foreign_;
+    }
+    std::unique_ptr<shard_store> inner_;
+    std::atomic<int>& foreign_;
+    std::thread::id owner_ = std::this_thread::get_id();
+};
+
+TEST(Pipeline, StoresBoundToOneThreadAreOnlyCalledFromIt) {
+    scratch_dir dir;
+    std::atomic<int> foreign{0};
+    auto config = with_pipeline(small_config(), true);
+    std::vector<std::unique_ptr<shard_store>> stores;
+    for (unsigned i = 0; i < config.erasure.total(); ++i) {
+        auto s = open_local_shard_store(dir.path() / ("node" + std::to_string(i)));
+        ASSERT_TRUE(s);
+        stores.push_back(std::make_unique<one_thread_store>(std::move(*s), foreign));
+    }
+    auto opened = object_store::open(dir.path() / "catalog", std::move(stores), config);
+    ASSERT_TRUE(opened) << opened.error().describe();
+    const auto data = random_bytes(600'000, 37);
+    const auto secret = generate_convergence_secret();
+    const auto reader = generate_reader_keys();
+    std::istringstream in(data);
+    ASSERT_TRUE(opened->put("x", in, {secret, {reader.public_key}, {}}));
+    std::ostringstream out;
+    ASSERT_TRUE(opened->get("x", out, reader));
+    EXPECT_EQ(out.str(), data);
+    for (const auto& f : std::filesystem::directory_iterator(dir.path() / "node3" / "shards"))
+        std::filesystem::remove(f.path());
+    auto repaired = opened->repair();
+    ASSERT_TRUE(repaired) << repaired.error().describe();
+    EXPECT_GT(repaired->shards_rebuilt, 0U);
+    EXPECT_EQ(foreign.load(), 0);
+}
 
 TEST(Pipeline, PipelinedAndOneThreadPutsMakeTheSameStripes) {
     const auto data = random_bytes(700'000, 31); // dozens of content-defined chunks

@@ -41,6 +41,9 @@ public:
     virtual result<void> sync() = 0;
     /// A hint that get(id) with an `out` of `length` bytes follows soon; a remote store starts fetching it so
     /// that the gets of one stripe overlap. Does nothing by default.
+    /// False when every call must come from one thread, even across different stores (a store driven by the
+    /// simulator runs the simulation inside its calls); an object store then keeps its helper thread idle.
+    virtual bool callable_from_any_thread() const noexcept { return true; }
     virtual void prefetch(const shard_id& id, std::size_t length) { (void)id, (void)length; }
 };
 

@@ -167,6 +167,8 @@ public:
     virtual bool wait(const std::function<bool()>& ready) = 0;
     /// Runs `f` with the lock that callbacks run under.
     virtual void locked(const std::function<void()>& f) = 0;
+    /// False for the simulator's channel, which only the thread that runs the simulation may use.
+    virtual bool callable_from_any_thread() const noexcept { return true; }
     /// start() then wait() for the reply; errc::timed_out when the wait limit passes first.
     transfer_reply call(const net::endpoint& peer, transfer_request request);
 };
