@@ -1,5 +1,6 @@
 // The gateway following a real mesh: two membership agents on loopback; one advertises a model server (the
 // fault_backend test double) in its metadata, the gateway syncs from the other's view and routes to it.
+#include "support/scratch_dir.hpp"
 #include "client.hpp"
 #include "fault_backend.hpp"
 
@@ -21,18 +22,8 @@ namespace m = swarm::membership;
 using namespace swarm_test;
 using namespace std::chrono_literals;
 
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "swarm-gateway-XXXXXX").string();
-        path = ::mkdtemp(pattern.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
+struct temp_dir : swarm_test::scratch_dir {
+    temp_dir() : scratch_dir("swarm-gateway") {}
 };
 
 m::agent_config agent_config(const std::filesystem::path& identity, std::vector<std::string> seeds) {
@@ -63,9 +54,9 @@ bool eventually(const std::function<bool()>& f, std::chrono::milliseconds limit 
 TEST(GatewayMesh, RoutesToModelsAdvertisedInMembershipMetadata) {
     temp_dir dir;
     fault_backend server({});
-    auto a = m::agent::create(agent_config(dir.path / "a.key", {}));
+    auto a = m::agent::create(agent_config(dir.path() / "a.key", {}));
     ASSERT_TRUE(a) << a.error().describe();
-    auto b = m::agent::create(agent_config(dir.path / "b.key", {a->local_endpoint().to_string()}));
+    auto b = m::agent::create(agent_config(dir.path() / "b.key", {a->local_endpoint().to_string()}));
     ASSERT_TRUE(b) << b.error().describe();
     m::metadata meta;
     meta.models.push_back({"mesh-llama", server.url(), "openai"});

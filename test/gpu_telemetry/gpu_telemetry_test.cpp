@@ -1,5 +1,6 @@
 // GPU telemetry: the NVML provider against a fake NVML library the tests build (test/gpu_telemetry/fake_nvml.c,
 // a test double for libnvidia-ml.so.1), and agents on loopback publishing GPU figures to each other.
+#include "support/scratch_dir.hpp"
 #include <swarm/core/config.hpp>
 #include <swarm/membership/agent.hpp>
 #include <swarm/membership/gpu_telemetry.hpp>
@@ -227,18 +228,8 @@ TEST(gpu_telemetry, config_loads_from_json_and_bad_values_name_their_key) {
 
 // --- agents on loopback ---------------------------------------------------------------------------------------
 
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "swarm-gpu-XXXXXX").string();
-        path = ::mkdtemp(pattern.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
+struct temp_dir : swarm_test::scratch_dir {
+    temp_dir() : scratch_dir("swarm-gpu") {}
 };
 
 /// Polls every 20 ms for at most `limit`.
@@ -291,7 +282,7 @@ struct pair_of_agents {
         c.membership.push_pull_interval = 1s;
         c.membership.join_retry_interval = 100ms;
         c.membership.join_retry_max = 500ms;
-        c.identity_file = dir.path / (name + ".key");
+        c.identity_file = dir.path() / (name + ".key");
         c.cluster_keys = {std::string(64, 'c')};
         c.gpu_telemetry.interval = 50ms;
         c.leave_drain = 0ms;
@@ -432,7 +423,7 @@ TEST(gpu_telemetry_agent, a_bad_telemetry_config_is_refused_naming_the_key) {
     temp_dir dir;
     m::agent_config c;
     c.driver.bind = swarm::net::endpoint::parse("127.0.0.1:0").value();
-    c.identity_file = dir.path / "node.key";
+    c.identity_file = dir.path() / "node.key";
     c.cluster_keys = {std::string(64, 'c')};
     c.gpu_telemetry.interval = 0ms;
     auto made = m::agent::create(std::move(c));

@@ -1,4 +1,5 @@
 // The membership agent on real loopback sockets: five agents with fast timing, each test a few seconds.
+#include "support/scratch_dir.hpp"
 #include <swarm/core/config.hpp>
 #include <swarm/membership/agent.hpp>
 #include <swarm/net/runtime.hpp>
@@ -31,18 +32,8 @@ const std::string new_key = "0123456789abcdef0123456789abcdef0123456789abcdef012
 // 32 bytes of 0x11, as base64.
 const std::string base64_key = "ERERERERERERERERERERERERERERERERERERERERERE=";
 
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "swarm-agent-XXXXXX").string();
-        path = ::mkdtemp(pattern.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
+struct temp_dir : swarm_test::scratch_dir {
+    temp_dir() : scratch_dir("swarm-agent") {}
 };
 
 std::filesystem::path samples_dir() {
@@ -115,7 +106,7 @@ struct mesh {
     // Agents stay put: callbacks in the tests hold their addresses.
     mesh() { nodes.reserve(8); }
 
-    std::filesystem::path identity_of(std::size_t i) const { return dir.path / ("node" + std::to_string(i) + ".key"); }
+    std::filesystem::path identity_of(std::size_t i) const { return dir.path() / ("node" + std::to_string(i) + ".key"); }
 
     m::agent& start(std::size_t i, m::agent_config cfg) {
         if (nodes.size() <= i) nodes.resize(i + 1);
@@ -349,7 +340,7 @@ TEST(agent, a_node_with_the_wrong_key_never_appears_in_any_view) {
     captured_log log0;
     ASSERT_TRUE(start_three_logging_first(net, log0));
 
-    auto bad = fast_config(net.dir.path / "intruder.key", {net.nodes[0]->local_endpoint().to_string()});
+    auto bad = fast_config(net.dir.path() / "intruder.key", {net.nodes[0]->local_endpoint().to_string()});
     bad.cluster_keys = {new_key};
     auto intruder = m::agent::create(net.rt.get_executor(), bad);
     ASSERT_TRUE(intruder) << intruder.error().describe();
@@ -362,7 +353,7 @@ TEST(agent, a_node_with_the_wrong_cluster_label_never_appears_in_any_view) {
     captured_log log0;
     ASSERT_TRUE(start_three_logging_first(net, log0));
 
-    auto bad = fast_config(net.dir.path / "intruder.key", {net.nodes[0]->local_endpoint().to_string()});
+    auto bad = fast_config(net.dir.path() / "intruder.key", {net.nodes[0]->local_endpoint().to_string()});
     bad.membership.cluster_label = "another-cluster";
     auto intruder = m::agent::create(net.rt.get_executor(), bad);
     ASSERT_TRUE(intruder) << intruder.error().describe();
@@ -489,11 +480,11 @@ TEST(agent, keeps_retrying_a_seed_that_comes_up_later) {
 TEST(agent, runs_on_ipv6_loopback) {
     swarm::runtime rt{1};
     temp_dir dir;
-    auto c0 = fast_config(dir.path / "a.key");
+    auto c0 = fast_config(dir.path() / "a.key");
     c0.driver.bind = swarm::net::endpoint::parse("[::1]:0").value();
     auto a = m::agent::create(rt.get_executor(), c0);
     if (!a) GTEST_SKIP() << "no IPv6 loopback here: " << a.error().describe();
-    auto c1 = fast_config(dir.path / "b.key", {a->local_endpoint().to_string()});
+    auto c1 = fast_config(dir.path() / "b.key", {a->local_endpoint().to_string()});
     c1.driver.bind = c0.driver.bind;
     auto b = m::agent::create(rt.get_executor(), c1);
     ASSERT_TRUE(b) << b.error().describe();
@@ -502,9 +493,9 @@ TEST(agent, runs_on_ipv6_loopback) {
 
 TEST(agent, owns_its_runtime_when_given_none) {
     temp_dir dir;
-    auto a = m::agent::create(fast_config(dir.path / "a.key"));
+    auto a = m::agent::create(fast_config(dir.path() / "a.key"));
     ASSERT_TRUE(a) << a.error().describe();
-    auto b = m::agent::create(fast_config(dir.path / "b.key", {a->local_endpoint().to_string()}), 2);
+    auto b = m::agent::create(fast_config(dir.path() / "b.key", {a->local_endpoint().to_string()}), 2);
     ASSERT_TRUE(b) << b.error().describe();
     EXPECT_TRUE(eventually([&] { return alive_count(*a) == 2 && alive_count(*b) == 2; }));
     EXPECT_TRUE(b->leave());
@@ -548,7 +539,7 @@ TEST(agent_config, keys_parse_as_hex_or_base64) {
 
 TEST(agent_config, json_round_trips_and_the_sample_configs_load) {
     temp_dir dir;
-    auto cfg = fast_config(dir.path / "a.key", {"node1.example:7946", "[::1]:7946"});
+    auto cfg = fast_config(dir.path() / "a.key", {"node1.example:7946", "[::1]:7946"});
     auto text = boost::json::serialize(swarm::config::to_json(cfg));
     auto back = swarm::config::parse<m::agent_config>(text);
     ASSERT_TRUE(back) << back.error().describe();
@@ -565,13 +556,13 @@ TEST(agent_config, an_unreadable_identity_file_fails_create_naming_the_path) {
     temp_dir dir;
     swarm::runtime rt{1};
     // A directory where the key file should be.
-    auto cfg = fast_config(dir.path);
+    auto cfg = fast_config(dir.path());
     auto r = m::agent::create(rt.get_executor(), cfg);
     ASSERT_FALSE(r);
-    EXPECT_NE(r.error().message.find(dir.path.string()), std::string::npos) << r.error().describe();
+    EXPECT_NE(r.error().message.find(dir.path().string()), std::string::npos) << r.error().describe();
 
     // A damaged key file is reported, never replaced by a new identity.
-    const auto damaged = dir.path / "damaged.key";
+    const auto damaged = dir.path() / "damaged.key";
     std::ofstream(damaged) << "not a key file";
     std::filesystem::permissions(damaged, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     auto r2 = m::agent::create(rt.get_executor(), fast_config(damaged));
@@ -585,9 +576,9 @@ TEST(agent_config, an_unreadable_identity_file_fails_create_naming_the_path) {
 TEST(agent_config, a_taken_port_fails_create_naming_the_address) {
     swarm::runtime rt{1};
     temp_dir dir;
-    auto a = m::agent::create(rt.get_executor(), fast_config(dir.path / "a.key"));
+    auto a = m::agent::create(rt.get_executor(), fast_config(dir.path() / "a.key"));
     ASSERT_TRUE(a);
-    auto cfg = fast_config(dir.path / "b.key");
+    auto cfg = fast_config(dir.path() / "b.key");
     cfg.driver.bind = a->local_endpoint();
     auto b = m::agent::create(rt.get_executor(), cfg);
     ASSERT_FALSE(b);

@@ -1,6 +1,8 @@
 // Shared fixtures for the storage tests: scratch directories on tmpfs where there is one, random bytes.
 #pragma once
 
+#include "support/scratch_dir.hpp"
+
 #include <swarm/storage/object_store.hpp>
 
 #include <gtest/gtest.h>
@@ -13,30 +15,9 @@
 
 namespace swarm::storage::testing {
 
-inline std::filesystem::path scratch_root() {
-    // Shard files are fsynced one by one: tmpfs keeps the suite fast.
-    std::error_code ec;
-    if (std::filesystem::is_directory("/dev/shm", ec)) return "/dev/shm";
-    return std::filesystem::temp_directory_path();
-}
-
-class scratch_dir {
+class scratch_dir : public swarm_test::scratch_dir {
 public:
-    scratch_dir() {
-        std::random_device rd;
-        path_ = scratch_root() / ("swarm-storage-test-" + std::to_string(rd()) + std::to_string(rd()));
-        std::filesystem::create_directories(path_);
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    scratch_dir(const scratch_dir&) = delete;
-    scratch_dir& operator=(const scratch_dir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
+    scratch_dir() : swarm_test::scratch_dir("swarm-storage-test") {}
 };
 
 inline std::string random_bytes(std::size_t n, std::uint64_t seed) {

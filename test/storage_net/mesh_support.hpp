@@ -2,6 +2,8 @@
 // and on loopback, each serving a real local shard store.
 #pragma once
 
+#include "support/scratch_dir.hpp"
+
 #include <swarm/net/driver.hpp>
 #include <swarm/net/runtime.hpp>
 #include <swarm/sim/network.hpp>
@@ -25,29 +27,9 @@ namespace swarm::storage::testing {
 
 using namespace std::chrono_literals;
 
-inline std::filesystem::path scratch_root() {
-    std::error_code ec;
-    if (std::filesystem::is_directory("/dev/shm", ec)) return "/dev/shm";
-    return std::filesystem::temp_directory_path();
-}
-
-class scratch_dir {
+class scratch_dir : public swarm_test::scratch_dir {
 public:
-    scratch_dir() {
-        std::random_device rd;
-        path_ = scratch_root() / ("swarm-storage-net-test-" + std::to_string(rd()) + std::to_string(rd()));
-        std::filesystem::create_directories(path_);
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    scratch_dir(const scratch_dir&) = delete;
-    scratch_dir& operator=(const scratch_dir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-
-private:
-    std::filesystem::path path_;
+    scratch_dir() : swarm_test::scratch_dir("swarm-storage-net-test") {}
 };
 
 inline std::string random_text(std::size_t n, std::uint64_t seed) {
