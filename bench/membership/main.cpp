@@ -34,6 +34,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -59,6 +60,8 @@ struct options {
     double loss_minutes = 2;
     double partition_minutes = 10;
     std::size_t crashes = 3;
+    /// Overrides swarm's config::grey_accusers when set (0 turns the grey-failure rule off).
+    std::optional<unsigned> grey_accusers;
 };
 
 double seconds(swarm::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -114,6 +117,21 @@ public:
         auto it = index_.find(id);
         if (it == index_.end()) return std::nullopt;
         return it->second;
+    }
+
+    /// Protocol counters summed over the running nodes.
+    ms::statistics totals() {
+        ms::statistics t;
+        for (sim::node_id n = 0; n < ids_.size(); ++n) {
+            if (!running(n)) continue;
+            const auto& s = at(n)->stats();
+            t.suspicions += s.suspicions;
+            t.refutations += s.refutations;
+            t.removals += s.removals;
+            t.tcp_probes += s.tcp_probes;
+            t.probes_failed += s.probes_failed;
+        }
+        return t;
     }
 
     /// From now on, remember each node's distinct view sizes (starting with the current one).
@@ -269,14 +287,19 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
         const auto loss_window = std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.loss_minutes * 60));
         for (double loss : {0.01, 0.05, 0.10, 0.20}) {
             const auto mark = c.failures().size();
+            const auto before = c.totals();
             auto link = net.default_link();
             link.loss = loss;
             (void)net.set_default_link(link);
             net.run_for(loss_window);
             link.loss = 0;
             (void)net.set_default_link(link);
-            out.row(seed, fmt::format("false_dead_loss_{}pct", static_cast<int>(std::lround(loss * 100))),
-                    static_cast<double>(c.failures().size() - mark));
+            const auto pct = static_cast<int>(std::lround(loss * 100));
+            const auto after = c.totals();
+            out.row(seed, fmt::format("false_dead_loss_{}pct", pct), static_cast<double>(c.failures().size() - mark));
+            out.row(seed, fmt::format("suspicions_per_member_min_loss_{}pct", pct),
+                    static_cast<double>(after.suspicions - before.suspicions) / static_cast<double>(n) / o.loss_minutes);
+            out.row(seed, fmt::format("removals_loss_{}pct", pct), static_cast<double>(after.removals - before.removals));
             // Back to one view before the next level, so each level starts from the same place.
             c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
         }
@@ -320,6 +343,8 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
         std::set<sim::node_id> grey_set(grey.begin(), grey.end());
         auto lossy = net.default_link();
         lossy.loss = 0.8;
+        // Group links apply only between nodes that are both in a group: everyone goes in group 0 first.
+        for (sim::node_id i = 0; i < n; ++i) (void)net.set_group(i, 0);
         for (auto g : grey) (void)net.set_group(g, 1);
         (void)net.set_group_link(1, 0, lossy);
         (void)net.set_group_link(0, 1, lossy);
@@ -378,6 +403,7 @@ bool parse(int argc, char** argv, options& o) {
         else if (a == "--loss-minutes") o.loss_minutes = std::strtod(v, nullptr);
         else if (a == "--partition-minutes") o.partition_minutes = std::strtod(v, nullptr);
         else if (a == "--crashes") o.crashes = std::strtoull(v, nullptr, 10);
+        else if (a == "--grey-accusers") o.grey_accusers = static_cast<unsigned>(std::strtoul(v, nullptr, 10));
         else return false;
     }
     return o.nodes >= 4 && o.seeds >= 1 && o.steady_seconds > 0;
@@ -394,8 +420,10 @@ int main(int argc, char** argv) {
                    argv[0]);
         return 2;
     }
+    auto swarm = ms::config::swarm_profile();
+    if (o.grey_accusers) swarm.grey_accusers = *o.grey_accusers;
     const std::vector<std::pair<std::string, ms::config>> profiles = {
-        {"swarm", ms::config::swarm_profile()},
+        {"swarm", swarm},
         {"memberlist", ms::config::memberlist_lan()},
         {"plain", ms::config::plain_swim()},
     };
