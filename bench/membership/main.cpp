@@ -60,6 +60,8 @@ struct options {
     double loss_minutes = 2;
     double partition_minutes = 10;
     std::size_t crashes = 3;
+    double slow_minutes = 2;
+    double flap_minutes = 2;
     /// Overrides swarm's config::grey_accusers when set (0 turns the grey-failure rule off).
     std::optional<unsigned> grey_accusers;
 };
@@ -71,9 +73,6 @@ double seconds(swarm::duration d) { return std::chrono::duration<double>(d).coun
 class cluster {
 public:
     cluster(std::uint64_t seed, std::size_t n, const ms::config& cfg) : net_(make_network(seed)) {
-        std::array<std::byte, 32> key{};
-        key.fill(std::byte{0x42});
-        (void)keys_.add(key);
         view_.assign(n, 1);
         sizes_.resize(n);
         for (std::size_t i = 0; i < n; ++i) add(seed, cfg);
@@ -119,6 +118,18 @@ public:
         return it->second;
     }
 
+    static std::array<std::byte, 32> old_key() {
+        std::array<std::byte, 32> key{};
+        key.fill(std::byte{0x42});
+        return key;
+    }
+    static std::array<std::byte, 32> new_key() {
+        std::array<std::byte, 32> key{};
+        key.fill(std::byte{0x17});
+        return key;
+    }
+    swarm::seal::keyring& ring(sim::node_id n) { return rings_[n]; }
+
     /// Protocol counters summed over the running nodes.
     ms::statistics totals() {
         ms::statistics t;
@@ -130,6 +141,7 @@ public:
             t.removals += s.removals;
             t.tcp_probes += s.tcp_probes;
             t.probes_failed += s.probes_failed;
+            for (std::size_t k = 0; k < t.refused.size(); ++k) t.refused[k] += s.refused[k];
         }
         return t;
     }
@@ -163,9 +175,13 @@ private:
         index_.emplace(id->id(), node);
         ids_.push_back(id);
         if (node != 0) cfg.seeds = {net_.endpoint_of(0, port)};
-        auto result = net_.add_protocol(node, port, [this, id, cfg, node](swarm::net::transport& t) {
+        // A keyring per node (copies of a ring share it), so a key rotation can reach nodes one at a time.
+        swarm::seal::keyring ring;
+        (void)ring.add(old_key());
+        rings_.push_back(ring);
+        auto result = net_.add_protocol(node, port, [this, id, cfg, node, ring](swarm::net::transport& t) {
             return std::make_unique<ms::swim>(
-                t, id, keys_, cfg, [this, node](const ms::event& e) { on_event(node, e); }, cache_);
+                t, id, ring, cfg, [this, node](const ms::event& e) { on_event(node, e); }, cache_);
         });
         if (!result) {
             fmt::print(stderr, "cannot add node: {}\n", result.error().describe());
@@ -188,7 +204,7 @@ private:
     }
 
     sim::network net_;
-    swarm::seal::keyring keys_;
+    std::vector<swarm::seal::keyring> rings_;
     std::shared_ptr<ms::signature_cache> cache_ = std::make_shared<ms::signature_cache>(1 << 20);
     std::vector<std::shared_ptr<const swarm::identity>> ids_;
     std::unordered_map<swarm::node_id, sim::node_id> index_;
@@ -197,6 +213,17 @@ private:
     std::vector<std::set<std::size_t>> sizes_;
     bool tracking_ = false;
 };
+
+/// `count` distinct nodes other than node 0 (everyone's seed), spread over the id range by `seed`.
+std::vector<sim::node_id> spread(std::size_t n, std::size_t count, std::uint64_t seed) {
+    std::vector<sim::node_id> out;
+    const std::size_t stride = std::max<std::size_t>(1, (n - 1) / count);
+    for (std::size_t k = 0; k < count && k + 1 < n; ++k)
+        out.push_back(static_cast<sim::node_id>(1 + (seed * 7919 + k * stride) % (n - 1)));
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
 
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) return -1;
@@ -378,13 +405,136 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
         c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
     }
 
-    // partition
+    // grey-adjacent: 1% of the nodes with datagrams blocked both ways, streams working (a UDP firewall)
+    if (want("udp_blocked")) {
+        const auto blocked = spread(n, std::max<std::size_t>(1, n / 100), seed);
+        auto link = net.default_link();
+        link.block_datagrams = true;
+        for (sim::node_id i = 0; i < n; ++i) (void)net.set_group(i, 0);
+        for (auto b : blocked) (void)net.set_group(b, 2);
+        (void)net.set_group_link(2, 0, link);
+        (void)net.set_group_link(0, 2, link);
+        (void)net.set_group_link(2, 2, link);
+        const auto mark = c.failures().size();
+        net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.flap_minutes * 60)));
+        std::size_t of_blocked = 0, of_healthy = 0;
+        std::set<sim::node_id> set(blocked.begin(), blocked.end());
+        for (std::size_t i = mark; i < c.failures().size(); ++i)
+            {
+                const auto& f = c.failures()[i];
+                // What the impaired nodes themselves conclude about others is not a false death of those.
+                if (set.contains(f.subject)) ++of_blocked;
+                else if (!set.contains(f.observer)) ++of_healthy;
+            }
+        out.row(seed, "udp_blocked_dead_events_of_blocked", static_cast<double>(of_blocked));
+        out.row(seed, "udp_blocked_false_dead_healthy", static_cast<double>(of_healthy));
+        for (sim::node_id i = 0; i < n; ++i) (void)net.set_group(i, 0);
+        c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
+    }
+
+    // flapping: 1% of the nodes lose all ingress for 20 s, then have it for 20 s, and so on
+    if (want("flap")) {
+        const auto flappers = spread(n, std::max<std::size_t>(1, n / 100), seed + 1);
+        std::vector<sim::node_id> rest;
+        std::set<sim::node_id> set(flappers.begin(), flappers.end());
+        for (sim::node_id i = 0; i < n; ++i)
+            if (!set.contains(i) && c.running(i)) rest.push_back(i);
+        const auto mark = c.failures().size();
+        const auto end = net.now() + std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.flap_minutes * 60));
+        while (net.now() < end) {
+            const auto cut = net.partition_one_way(rest, flappers).value();
+            net.run_for(20s);
+            (void)net.heal(cut);
+            net.run_for(20s);
+        }
+        std::size_t of_flappers = 0, of_healthy = 0;
+        for (std::size_t i = mark; i < c.failures().size(); ++i)
+            {
+                const auto& f = c.failures()[i];
+                // What the impaired nodes themselves conclude about others is not a false death of those.
+                if (set.contains(f.subject)) ++of_flappers;
+                else if (!set.contains(f.observer)) ++of_healthy;
+            }
+        out.row(seed, "flap_dead_events_per_observer_per_flapper",
+                static_cast<double>(of_flappers) / static_cast<double>(rest.size() * flappers.size()));
+        out.row(seed, "flap_false_dead_healthy", static_cast<double>(of_healthy));
+        out.row(seed, "flap_one_view_after_s", c.run_until([&] { return c.all_see(c.running_count()); }, 120s));
+    }
+
+    // slow nodes: C members stalled for D seconds every I seconds
+    if (want("slow")) {
+        struct cell {
+            std::size_t count;
+            int stall_s;
+            int every_s;
+        };
+        for (const cell m : {cell{1, 2, 10}, cell{std::max<std::size_t>(1, n / 100), 5, 30},
+                             cell{std::max<std::size_t>(1, n / 10), 1, 10}}) {
+            const auto slow = spread(n, m.count, seed + 2);
+            std::set<sim::node_id> set(slow.begin(), slow.end());
+            const auto mark = c.failures().size();
+            const auto end = net.now() + std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.slow_minutes * 60));
+            while (net.now() < end) {
+                for (auto k : slow) (void)net.pause(k);
+                net.run_for(std::chrono::seconds(m.stall_s));
+                for (auto k : slow) (void)net.resume(k);
+                net.run_for(std::chrono::seconds(m.every_s - m.stall_s));
+            }
+            std::size_t of_slow = 0, of_healthy = 0;
+            for (std::size_t i = mark; i < c.failures().size(); ++i)
+                {
+                const auto& f = c.failures()[i];
+                // What the impaired nodes themselves conclude about others is not a false death of those.
+                if (set.contains(f.subject)) ++of_slow;
+                else if (!set.contains(f.observer)) ++of_healthy;
+            }
+            const auto name = fmt::format("slow_C{}_D{}s_I{}s", m.count, m.stall_s, m.every_s);
+            out.row(seed, name + "_dead_events_of_slow", static_cast<double>(of_slow));
+            out.row(seed, name + "_false_dead_healthy", static_cast<double>(of_healthy));
+            c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
+        }
+    }
+
+    // key rotation across the cluster, one node at a time: install the new key everywhere, then make it
+    // primary everywhere, then remove the old one; each step spread over 10 s
+    if (want("rotation")) {
+        const auto before = c.totals();
+        const auto mark = c.failures().size();
+        const auto start = net.now();
+        auto step = [&](const std::function<void(swarm::seal::keyring&)>& action) {
+            for (sim::node_id i = 0; i < n; ++i) {
+                net.at(net.now() + 10s * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n),
+                       [&c, i, action] { action(c.ring(i)); });
+            }
+            net.run_for(10s);
+        };
+        std::optional<swarm::seal::key_id> new_id, old_id = c.ring(0).primary();
+        step([&](swarm::seal::keyring& r) { new_id = r.add(cluster::new_key()).value(); });
+        step([&](swarm::seal::keyring& r) { (void)r.make_primary(*new_id); });
+        step([&](swarm::seal::keyring& r) { (void)r.remove(*old_id); });
+        const double converged = c.run_until([&] { return c.all_see(c.running_count()); }, 60s);
+        const auto after = c.totals();
+        std::uint64_t refused = 0;
+        for (std::size_t k = 0; k < after.refused.size(); ++k) refused += after.refused[k] - before.refused[k];
+        out.row(seed, "rotation_s", converged < 0 ? -1 : seconds(net.now() - start));
+        out.row(seed, "rotation_refused_packets", static_cast<double>(refused));
+        out.row(seed, "rotation_false_dead", static_cast<double>(c.failures().size() - mark));
+    }
+
+    // partitions: 50/50 and one-versus-rest, 1 and 10 minutes, each healed: until every running node sees
+    // every running node
     if (want("partition")) {
-        const auto id = net.split_halves();
-        net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.partition_minutes * 60)));
-        (void)net.heal(id);
-        const auto expected = c.running_count();
-        out.row(seed, "partition_heal_to_one_view_s", c.run_until([&] { return c.all_see(expected); }, 300s, 250ms));
+        for (const bool halves : {true, false}) {
+            for (const double minutes : {1.0, o.partition_minutes}) {
+                const auto id = halves ? net.split_halves() : net.isolate(spread(n, 1, seed + 3)[0]).value();
+                net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(minutes * 60)));
+                (void)net.heal(id);
+                const auto expected = c.running_count();
+                out.row(seed, fmt::format("partition_{}_{}min_heal_to_one_view_s", halves ? "halves" : "one_vs_rest",
+                                          static_cast<int>(minutes)),
+                        c.run_until([&] { return c.all_see(expected); }, 300s, 250ms));
+            }
+        }
     }
 }
 
@@ -403,6 +553,8 @@ bool parse(int argc, char** argv, options& o) {
         else if (a == "--loss-minutes") o.loss_minutes = std::strtod(v, nullptr);
         else if (a == "--partition-minutes") o.partition_minutes = std::strtod(v, nullptr);
         else if (a == "--crashes") o.crashes = std::strtoull(v, nullptr, 10);
+        else if (a == "--slow-minutes") o.slow_minutes = std::strtod(v, nullptr);
+        else if (a == "--flap-minutes") o.flap_minutes = std::strtod(v, nullptr);
         else if (a == "--grey-accusers") o.grey_accusers = static_cast<unsigned>(std::strtoul(v, nullptr, 10));
         else return false;
     }
