@@ -528,8 +528,10 @@ struct swim::impl {
         if (a.accuser != self_id()) {
             auto signer = members_.find(a.accuser);
             if (signer == members_.end()) return refuse(refusal::unknown_signer, from);
-            // A member removed as grey sees everyone through its bad paths: its accusations are noise.
-            if (t_.now() < signer->second.quarantined_until) return;
+            // A death declared by a member we hold dead (or removed as grey) comes from stale or bad paths:
+            // a grey node declares healthy members dead whose refutations it could not hear. Its suspicions
+            // still count, so the accused hears of them and refutes.
+            if (kind == message_type::dead && a.accuser != a.target && !is_live(signer->second.state)) return;
             if (!cache_->verify(signer->second.alive.signing_key, as_span(detail::signed_bytes(kind, a, label_hash_)),
                                 a.sig, stats_.signatures_verified))
                 return refuse(refusal::bad_signature, from);
@@ -601,7 +603,9 @@ struct swim::impl {
                                   [&](const auto& p) { return p.second.accuser == a.accuser; });
         if (known != e.evidence.end() && known->second.incarnation >= a.incarnation) return evidence::known;
         if (a.accuser != self_id()) {
-            if (!members_.contains(a.accuser)) return evidence::known; // the ordinary path counts it
+            auto accuser = members_.find(a.accuser);
+            if (accuser == members_.end()) return evidence::known; // the ordinary path counts it
+            if (!is_live(accuser->second.state)) return evidence::known;
             if (!verify_accusation(message_type::suspect, a, from)) return evidence::bad;
         }
         const bool fresh = known == e.evidence.end();

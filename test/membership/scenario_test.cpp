@@ -112,7 +112,8 @@ TEST(membership_scenario, a_grey_node_is_removed_and_the_healthy_view_is_whole) 
     }
     std::uint64_t removals = 0;
     for (swarm::sim::node_id i = 0; i < n; ++i) removals += c.at(i)->stats().removals;
-    EXPECT_GE(removals, n - 1);
+    // The evidence did the work, not only ordinary suspicion (each node counts a removal it applied).
+    EXPECT_GT(removals, n / 2);
 }
 
 TEST(membership_scenario, a_paused_node_refutes_and_is_alive_again) {
