@@ -424,7 +424,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
                 const auto& f = c.failures()[i];
                 // What the impaired nodes themselves conclude about others is not a false death of those.
                 if (set.contains(f.subject)) ++of_blocked;
-                else if (!set.contains(f.observer)) ++of_healthy;
+                else if (!set.contains(f.observer) && c.running(f.subject)) ++of_healthy;
             }
         out.row(seed, "udp_blocked_dead_events_of_blocked", static_cast<double>(of_blocked));
         out.row(seed, "udp_blocked_false_dead_healthy", static_cast<double>(of_healthy));
@@ -453,7 +453,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
                 const auto& f = c.failures()[i];
                 // What the impaired nodes themselves conclude about others is not a false death of those.
                 if (set.contains(f.subject)) ++of_flappers;
-                else if (!set.contains(f.observer)) ++of_healthy;
+                else if (!set.contains(f.observer) && c.running(f.subject)) ++of_healthy;
             }
         out.row(seed, "flap_dead_events_per_observer_per_flapper",
                 static_cast<double>(of_flappers) / static_cast<double>(rest.size() * flappers.size()));
@@ -486,7 +486,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
                 const auto& f = c.failures()[i];
                 // What the impaired nodes themselves conclude about others is not a false death of those.
                 if (set.contains(f.subject)) ++of_slow;
-                else if (!set.contains(f.observer)) ++of_healthy;
+                else if (!set.contains(f.observer) && c.running(f.subject)) ++of_healthy;
             }
             const auto name = fmt::format("slow_C{}_D{}s_I{}s", m.count, m.stall_s, m.every_s);
             out.row(seed, name + "_dead_events_of_slow", static_cast<double>(of_slow));
