@@ -2,23 +2,34 @@
 // defaults, and plain SWIM (no Lifeguard). Every node runs the real protocol with sealing and signatures on.
 //
 // One cluster per (profile, seed) goes through the phases below in order, each measured on its own:
-//   bootstrap  N nodes start together and join through node 0: virtual seconds until every node sees N.
-//   steady     a quiet window after --settle-seconds: bytes sent per member per second (sealed datagrams and stream frames, from the
-//              protocol's counters): mean, p99 and max over members; and wall seconds per simulated hour.
-//   loss       uniform loss of 1, 5, 10, 20% for --loss-minutes each: "failed" events about healthy members.
-//   crash      --crashes nodes crash together: seconds until 99% and 100% of the running nodes declare each
-//              one dead (one sample per crashed node).
-//   grey       1% of the nodes (at least one) lose 80% of their packets both ways: seconds until every healthy
-//              node has removed all of them, healthy members declared dead, and the most distinct view sizes
-//              any healthy node went through.
-//   partition  nodes [0, N/2) against the rest for --partition-minutes, then healed: seconds until every
-//              running node sees every running node again.
+//   bootstrap    N nodes start together and join through node 0: virtual seconds until every node sees N.
+//   steady       a quiet window after --settle-seconds: bytes sent per member per second (sealed datagrams and
+//                stream frames, from the protocol's counters): mean, p99 and max over members; wall and CPU
+//                seconds per simulated hour.
+//   loss         uniform loss of 1, 5, 10, 20% for --loss-minutes each: "failed" events about healthy members,
+//                suspicions per member per minute, grey-rule removals.
+//   crash        --crashes nodes crash together: seconds until 99% and 100% of the running nodes declare each
+//                one dead (one sample per crashed node).
+//   grey         1% of the nodes (at least one) lose 80% of their packets both ways: seconds until every healthy
+//                node has removed all of them, healthy members declared dead, and the most distinct view sizes
+//                any healthy node went through. The grey nodes are then crashed.
+//   udp_blocked  1% of the nodes with datagrams blocked both ways, streams open, for --flap-minutes: "failed"
+//                events about them and about healthy members.
+//   flap         1% of the nodes lose all ingress for 20 s, then have it for 20 s, for --flap-minutes: "failed"
+//                events per observer per flapper, healthy members declared dead, seconds to one view after.
+//   slow         the slow-node matrix: C members stalled D s every I s for --slow-minutes, for (C, D, I) in
+//                (1, 2, 10), (N/100, 5, 30), (N/10, 1, 10): "failed" events about the slow and about the healthy.
+//   rotation     a new key installed node by node over 10 s, made primary over 10 s, the old one removed over
+//                10 s: seconds until one view with the new key only, packets refused, healthy declared dead.
+//   partition    50/50 (nodes [0, N/2) against the rest) and one-versus-rest, for 1 minute and for
+//                --partition-minutes, each healed: seconds until every running node sees every running node.
 // Output: CSV rows `profile,seed,nodes,metric,value`; rows with seed "all" summarise the per-seed samples
 // (p50/p99/p99.9 of the crash times, the mean of the rest). A value of -1 means "not within the bound".
 //
 // Usage: swarm_bench_membership [--nodes N] [--seeds S] [--first-seed K] [--scenario all|bootstrap|steady|
-//        loss|crash|grey|partition, or several joined by commas] [--profile all|swarm|memberlist|plain]
-//        [--steady-seconds T] [--settle-seconds T] [--loss-minutes M] [--partition-minutes P] [--crashes C]
+//        loss|crash|grey|udp_blocked|flap|slow|rotation|partition, or several joined by commas]
+//        [--profile all|swarm|memberlist|plain] [--steady-seconds T] [--settle-seconds T] [--loss-minutes M]
+//        [--partition-minutes P] [--crashes C] [--slow-minutes M] [--flap-minutes M] [--grey-accusers K]
 // Bootstrap is always measured (every phase needs a formed cluster); then --settle-seconds (120) pass before
 // the steady window, so join gossip has drained.
 #include <swarm/membership/swim.hpp>
@@ -30,6 +41,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -289,9 +301,12 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
             packets -= c.at(i)->stats().packets_sent;
         }
         const auto wall_start = std::chrono::steady_clock::now();
+        const auto cpu_start = std::clock();
         const auto window = std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.steady_seconds));
         net.run_for(window);
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+        // CPU time too: on a shared VM, wall time moves with the other tenants' load.
+        const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
         std::vector<double> rate(n);
         for (sim::node_id i = 0; i < n; ++i) {
             rate[i] = static_cast<double>(c.at(i)->stats().bytes_sent - before[i]) / o.steady_seconds;
@@ -306,6 +321,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
             out.row(seed, "packets_per_s_per_member",
                     static_cast<double>(packets) / static_cast<double>(n) / o.steady_seconds);
             out.row(seed, "wall_s_per_sim_hour", wall / o.steady_seconds * 3600);
+            out.row(seed, "cpu_s_per_sim_hour", cpu / o.steady_seconds * 3600);
         }
     }
 
@@ -567,8 +583,9 @@ int main(int argc, char** argv) {
     options o;
     if (!parse(argc, argv, o)) {
         fmt::print(stderr, "usage: {} [--nodes N] [--seeds S] [--first-seed K] [--scenario all|bootstrap|steady|loss|"
-                           "crash|grey|partition] [--profile all|swarm|memberlist|plain] [--steady-seconds T] "
-                           "[--settle-seconds T] [--loss-minutes M] [--partition-minutes P] [--crashes C]\n",
+                           "crash|grey|udp_blocked|flap|slow|rotation|partition] [--profile all|swarm|memberlist|plain] "
+                           "[--steady-seconds T] [--settle-seconds T] [--loss-minutes M] [--partition-minutes P] "
+                           "[--crashes C] [--slow-minutes M] [--flap-minutes M] [--grey-accusers K]\n",
                    argv[0]);
         return 2;
     }
