@@ -380,9 +380,13 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
     // grey
     if (want("grey")) {
         const std::size_t count = std::max<std::size_t>(1, n / 100);
+        // Spread over the running nodes other than node 0 (the crash phase may have taken some out).
+        std::vector<sim::node_id> candidates;
+        for (sim::node_id i = 1; i < n; ++i)
+            if (c.running(i)) candidates.push_back(i);
         std::vector<sim::node_id> grey;
-        for (sim::node_id i = 1; i < n && grey.size() < count; i += std::max<std::size_t>(1, n / count))
-            if (c.running(i)) grey.push_back(i);
+        for (std::size_t k = 0; k < count && k < candidates.size(); ++k)
+            grey.push_back(candidates[k * candidates.size() / count]);
         std::set<sim::node_id> grey_set(grey.begin(), grey.end());
         auto lossy = net.default_link();
         lossy.loss = 0.8;
