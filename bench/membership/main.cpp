@@ -226,12 +226,17 @@ private:
     bool tracking_ = false;
 };
 
-/// `count` distinct nodes other than node 0 (everyone's seed), spread over the id range by `seed`.
-std::vector<sim::node_id> spread(std::size_t n, std::size_t count, std::uint64_t seed) {
+/// `count` distinct running nodes other than node 0 (everyone's seed), spread over the id range by `seed`.
+/// Running only: an earlier phase may have crashed some, and an impairment of a crashed node measures nothing.
+std::vector<sim::node_id> spread(cluster& c, std::size_t count, std::uint64_t seed) {
+    std::vector<sim::node_id> candidates;
+    for (sim::node_id i = 1; i < c.size(); ++i)
+        if (c.running(i)) candidates.push_back(i);
     std::vector<sim::node_id> out;
-    const std::size_t stride = std::max<std::size_t>(1, (n - 1) / count);
-    for (std::size_t k = 0; k < count && k + 1 < n; ++k)
-        out.push_back(static_cast<sim::node_id>(1 + (seed * 7919 + k * stride) % (n - 1)));
+    if (candidates.empty()) return out;
+    const std::size_t stride = std::max<std::size_t>(1, candidates.size() / std::max<std::size_t>(count, 1));
+    for (std::size_t k = 0; k < count && k < candidates.size(); ++k)
+        out.push_back(candidates[(seed * 7919 + k * stride) % candidates.size()]);
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
@@ -427,7 +432,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
 
     // grey-adjacent: 1% of the nodes with datagrams blocked both ways, streams working (a UDP firewall)
     if (want("udp_blocked")) {
-        const auto blocked = spread(n, std::max<std::size_t>(1, n / 100), seed);
+        const auto blocked = spread(c, std::max<std::size_t>(1, n / 100), seed);
         auto link = net.default_link();
         link.block_datagrams = true;
         for (sim::node_id i = 0; i < n; ++i) (void)net.set_group(i, 0);
@@ -454,7 +459,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
 
     // flapping: 1% of the nodes lose all ingress for 20 s, then have it for 20 s, and so on
     if (want("flap")) {
-        const auto flappers = spread(n, std::max<std::size_t>(1, n / 100), seed + 1);
+        const auto flappers = spread(c, std::max<std::size_t>(1, n / 100), seed + 1);
         std::vector<sim::node_id> rest;
         std::set<sim::node_id> set(flappers.begin(), flappers.end());
         for (sim::node_id i = 0; i < n; ++i)
@@ -490,7 +495,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
         };
         for (const cell m : {cell{1, 2, 10}, cell{std::max<std::size_t>(1, n / 100), 5, 30},
                              cell{std::max<std::size_t>(1, n / 10), 1, 10}}) {
-            const auto slow = spread(n, m.count, seed + 2);
+            const auto slow = spread(c, m.count, seed + 2);
             std::set<sim::node_id> set(slow.begin(), slow.end());
             const auto mark = c.failures().size();
             const auto end = net.now() + std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.slow_minutes * 60));
@@ -546,7 +551,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
     if (want("partition")) {
         for (const bool halves : {true, false}) {
             for (const double minutes : {1.0, o.partition_minutes}) {
-                const auto id = halves ? net.split_halves() : net.isolate(spread(n, 1, seed + 3)[0]).value();
+                const auto id = halves ? net.split_halves() : net.isolate(spread(c, 1, seed + 3)[0]).value();
                 net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(minutes * 60)));
                 (void)net.heal(id);
                 const auto expected = c.running_count();
