@@ -500,7 +500,14 @@ struct swim::impl {
     void handle_accusation(message_type kind, const detail::accusation& a, const net::endpoint& from) {
         if (a.target == self_id()) {
             auto& me = members_.at(self_id());
-            if (leaving_ || a.incarnation < me.incarnation) return;
+            if (leaving_) return;
+            if (a.incarnation < me.incarnation) {
+                // The accuser has not seen our newer claim (it was lost, or its retransmissions are spent):
+                // send it again, or the accusation runs its course and we are declared dead at an
+                // incarnation we left long ago. The claim is already signed; no new incarnation is needed.
+                enqueue_alive(me.alive);
+                return;
+            }
             // Refute: a higher incarnation of our own alive claim overrides any accusation.
             me.incarnation = a.incarnation + 1;
             ++stats_.refutations;
