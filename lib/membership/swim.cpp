@@ -104,6 +104,8 @@ constexpr std::size_t max_concurrent_meta_fetches = 16;
 /// Grey-failure evidence may name incarnations this far below the one it removes: a grey member refutes each
 /// suspicion it hears, so its incarnation climbs while the evidence gathers. Older evidence is stale.
 constexpr std::uint64_t evidence_incarnation_span = 64;
+/// Accusers remembered per member (the window's and older ones, newest first).
+constexpr std::size_t max_evidence_kept = 64;
 /// A quarantined member's refutations keep arriving from members that missed the removal; each such sender is
 /// sent the removal, at most this often per removed member.
 constexpr auto removal_resend_interval = std::chrono::seconds(1);
@@ -620,9 +622,17 @@ struct swim::impl {
             *known = {t_.now(), a};
         else
             e.evidence.emplace_back(t_.now(), a);
+        // Entries older than the window stop counting but are kept (up to a bound), so that an old
+        // accusation still circulating is recognised as known: forgotten, it would count again as fresh
+        // evidence, be gossiped again, and old accusations could add up to a removal of a healthy member.
         const auto horizon = t_.now() - cfg_.grey_window;
-        std::erase_if(e.evidence, [&](const auto& p) { return p.first < horizon; });
-        if (e.evidence.size() >= cfg_.grey_accusers) declare_removal(target, e);
+        if (e.evidence.size() > max_evidence_kept) {
+            std::sort(e.evidence.begin(), e.evidence.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+            e.evidence.resize(max_evidence_kept);
+        }
+        const auto recent = static_cast<std::size_t>(
+            std::count_if(e.evidence.begin(), e.evidence.end(), [&](const auto& p) { return p.first >= horizon; }));
+        if (recent >= cfg_.grey_accusers) declare_removal(target, e);
         return fresh ? evidence::fresh : evidence::known;
     }
 
