@@ -2,23 +2,34 @@
 // defaults, and plain SWIM (no Lifeguard). Every node runs the real protocol with sealing and signatures on.
 //
 // One cluster per (profile, seed) goes through the phases below in order, each measured on its own:
-//   bootstrap  N nodes start together and join through node 0: virtual seconds until every node sees N.
-//   steady     a quiet window after --settle-seconds: bytes sent per member per second (sealed datagrams and stream frames, from the
-//              protocol's counters): mean, p99 and max over members; and wall seconds per simulated hour.
-//   loss       uniform loss of 1, 5, 10, 20% for --loss-minutes each: "failed" events about healthy members.
-//   crash      --crashes nodes crash together: seconds until 99% and 100% of the running nodes declare each
-//              one dead (one sample per crashed node).
-//   grey       1% of the nodes (at least one) lose 80% of their packets both ways: seconds until every healthy
-//              node has removed all of them, healthy members declared dead, and the most distinct view sizes
-//              any healthy node went through.
-//   partition  nodes [0, N/2) against the rest for --partition-minutes, then healed: seconds until every
-//              running node sees every running node again.
+//   bootstrap    N nodes start together and join through node 0: virtual seconds until every node sees N.
+//   steady       a quiet window after --settle-seconds: bytes sent per member per second (sealed datagrams and
+//                stream frames, from the protocol's counters): mean, p99 and max over members; wall and CPU
+//                seconds per simulated hour.
+//   loss         uniform loss of 1, 5, 10, 20% for --loss-minutes each: "failed" events about healthy members,
+//                suspicions per member per minute, grey-rule removals.
+//   crash        --crashes nodes crash together: seconds until 99% and 100% of the running nodes declare each
+//                one dead (one sample per crashed node).
+//   grey         1% of the nodes (at least one) lose 80% of their packets both ways: seconds until every healthy
+//                node has removed all of them, healthy members declared dead, and the most distinct view sizes
+//                any healthy node went through. The grey nodes are then crashed.
+//   udp_blocked  1% of the nodes with datagrams blocked both ways, streams open, for --flap-minutes: "failed"
+//                events about them and about healthy members.
+//   flap         1% of the nodes lose all ingress for 20 s, then have it for 20 s, for --flap-minutes: "failed"
+//                events per observer per flapper, healthy members declared dead, seconds to one view after.
+//   slow         the slow-node matrix: C members stalled D s every I s for --slow-minutes, for (C, D, I) in
+//                (1, 2, 10), (N/100, 5, 30), (N/10, 1, 10): "failed" events about the slow and about the healthy.
+//   rotation     a new key installed node by node over 10 s, made primary over 10 s, the old one removed over
+//                10 s: seconds until one view with the new key only, packets refused, healthy declared dead.
+//   partition    50/50 (nodes [0, N/2) against the rest) and one-versus-rest, for 1 minute and for
+//                --partition-minutes, each healed: seconds until every running node sees every running node.
 // Output: CSV rows `profile,seed,nodes,metric,value`; rows with seed "all" summarise the per-seed samples
 // (p50/p99/p99.9 of the crash times, the mean of the rest). A value of -1 means "not within the bound".
 //
 // Usage: swarm_bench_membership [--nodes N] [--seeds S] [--first-seed K] [--scenario all|bootstrap|steady|
-//        loss|crash|grey|partition, or several joined by commas] [--profile all|swarm|memberlist|plain]
-//        [--steady-seconds T] [--settle-seconds T] [--loss-minutes M] [--partition-minutes P] [--crashes C]
+//        loss|crash|grey|udp_blocked|flap|slow|rotation|partition, or several joined by commas]
+//        [--profile all|swarm|memberlist|plain] [--steady-seconds T] [--settle-seconds T] [--loss-minutes M]
+//        [--partition-minutes P] [--crashes C] [--slow-minutes M] [--flap-minutes M] [--grey-accusers K]
 // Bootstrap is always measured (every phase needs a formed cluster); then --settle-seconds (120) pass before
 // the steady window, so join gossip has drained.
 #include <swarm/membership/swim.hpp>
@@ -30,10 +41,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -59,6 +72,10 @@ struct options {
     double loss_minutes = 2;
     double partition_minutes = 10;
     std::size_t crashes = 3;
+    double slow_minutes = 2;
+    double flap_minutes = 2;
+    /// Overrides swarm's config::grey_accusers when set (0 turns the grey-failure rule off).
+    std::optional<unsigned> grey_accusers;
 };
 
 double seconds(swarm::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -68,9 +85,6 @@ double seconds(swarm::duration d) { return std::chrono::duration<double>(d).coun
 class cluster {
 public:
     cluster(std::uint64_t seed, std::size_t n, const ms::config& cfg) : net_(make_network(seed)) {
-        std::array<std::byte, 32> key{};
-        key.fill(std::byte{0x42});
-        (void)keys_.add(key);
         view_.assign(n, 1);
         sizes_.resize(n);
         for (std::size_t i = 0; i < n; ++i) add(seed, cfg);
@@ -116,6 +130,34 @@ public:
         return it->second;
     }
 
+    static std::array<std::byte, 32> old_key() {
+        std::array<std::byte, 32> key{};
+        key.fill(std::byte{0x42});
+        return key;
+    }
+    static std::array<std::byte, 32> new_key() {
+        std::array<std::byte, 32> key{};
+        key.fill(std::byte{0x17});
+        return key;
+    }
+    swarm::seal::keyring& ring(sim::node_id n) { return rings_[n]; }
+
+    /// Protocol counters summed over the running nodes.
+    ms::statistics totals() {
+        ms::statistics t;
+        for (sim::node_id n = 0; n < ids_.size(); ++n) {
+            if (!running(n)) continue;
+            const auto& s = at(n)->stats();
+            t.suspicions += s.suspicions;
+            t.refutations += s.refutations;
+            t.removals += s.removals;
+            t.tcp_probes += s.tcp_probes;
+            t.probes_failed += s.probes_failed;
+            for (std::size_t k = 0; k < t.refused.size(); ++k) t.refused[k] += s.refused[k];
+        }
+        return t;
+    }
+
     /// From now on, remember each node's distinct view sizes (starting with the current one).
     void track_view_sizes() {
         tracking_ = true;
@@ -145,9 +187,13 @@ private:
         index_.emplace(id->id(), node);
         ids_.push_back(id);
         if (node != 0) cfg.seeds = {net_.endpoint_of(0, port)};
-        auto result = net_.add_protocol(node, port, [this, id, cfg, node](swarm::net::transport& t) {
+        // A keyring per node (copies of a ring share it), so a key rotation can reach nodes one at a time.
+        swarm::seal::keyring ring;
+        (void)ring.add(old_key());
+        rings_.push_back(ring);
+        auto result = net_.add_protocol(node, port, [this, id, cfg, node, ring](swarm::net::transport& t) {
             return std::make_unique<ms::swim>(
-                t, id, keys_, cfg, [this, node](const ms::event& e) { on_event(node, e); }, cache_);
+                t, id, ring, cfg, [this, node](const ms::event& e) { on_event(node, e); }, cache_);
         });
         if (!result) {
             fmt::print(stderr, "cannot add node: {}\n", result.error().describe());
@@ -170,7 +216,7 @@ private:
     }
 
     sim::network net_;
-    swarm::seal::keyring keys_;
+    std::vector<swarm::seal::keyring> rings_;
     std::shared_ptr<ms::signature_cache> cache_ = std::make_shared<ms::signature_cache>(1 << 20);
     std::vector<std::shared_ptr<const swarm::identity>> ids_;
     std::unordered_map<swarm::node_id, sim::node_id> index_;
@@ -179,6 +225,22 @@ private:
     std::vector<std::set<std::size_t>> sizes_;
     bool tracking_ = false;
 };
+
+/// `count` distinct running nodes other than node 0 (everyone's seed), spread over the id range by `seed`.
+/// Running only: an earlier phase may have crashed some, and an impairment of a crashed node measures nothing.
+std::vector<sim::node_id> spread(cluster& c, std::size_t count, std::uint64_t seed) {
+    std::vector<sim::node_id> candidates;
+    for (sim::node_id i = 1; i < c.size(); ++i)
+        if (c.running(i)) candidates.push_back(i);
+    std::vector<sim::node_id> out;
+    if (candidates.empty()) return out;
+    const std::size_t stride = std::max<std::size_t>(1, candidates.size() / std::max<std::size_t>(count, 1));
+    for (std::size_t k = 0; k < count && k < candidates.size(); ++k)
+        out.push_back(candidates[(seed * 7919 + k * stride) % candidates.size()]);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
 
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) return -1;
@@ -244,9 +306,12 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
             packets -= c.at(i)->stats().packets_sent;
         }
         const auto wall_start = std::chrono::steady_clock::now();
+        const auto cpu_start = std::clock();
         const auto window = std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.steady_seconds));
         net.run_for(window);
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+        // CPU time too: on a shared VM, wall time moves with the other tenants' load.
+        const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
         std::vector<double> rate(n);
         for (sim::node_id i = 0; i < n; ++i) {
             rate[i] = static_cast<double>(c.at(i)->stats().bytes_sent - before[i]) / o.steady_seconds;
@@ -261,6 +326,7 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
             out.row(seed, "packets_per_s_per_member",
                     static_cast<double>(packets) / static_cast<double>(n) / o.steady_seconds);
             out.row(seed, "wall_s_per_sim_hour", wall / o.steady_seconds * 3600);
+            out.row(seed, "cpu_s_per_sim_hour", cpu / o.steady_seconds * 3600);
         }
     }
 
@@ -269,14 +335,19 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
         const auto loss_window = std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.loss_minutes * 60));
         for (double loss : {0.01, 0.05, 0.10, 0.20}) {
             const auto mark = c.failures().size();
+            const auto before = c.totals();
             auto link = net.default_link();
             link.loss = loss;
             (void)net.set_default_link(link);
             net.run_for(loss_window);
             link.loss = 0;
             (void)net.set_default_link(link);
-            out.row(seed, fmt::format("false_dead_loss_{}pct", static_cast<int>(std::lround(loss * 100))),
-                    static_cast<double>(c.failures().size() - mark));
+            const auto pct = static_cast<int>(std::lround(loss * 100));
+            const auto after = c.totals();
+            out.row(seed, fmt::format("false_dead_loss_{}pct", pct), static_cast<double>(c.failures().size() - mark));
+            out.row(seed, fmt::format("suspicions_per_member_min_loss_{}pct", pct),
+                    static_cast<double>(after.suspicions - before.suspicions) / static_cast<double>(n) / o.loss_minutes);
+            out.row(seed, fmt::format("removals_loss_{}pct", pct), static_cast<double>(after.removals - before.removals));
             // Back to one view before the next level, so each level starts from the same place.
             c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
         }
@@ -314,12 +385,18 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
     // grey
     if (want("grey")) {
         const std::size_t count = std::max<std::size_t>(1, n / 100);
+        // Spread over the running nodes other than node 0 (the crash phase may have taken some out).
+        std::vector<sim::node_id> candidates;
+        for (sim::node_id i = 1; i < n; ++i)
+            if (c.running(i)) candidates.push_back(i);
         std::vector<sim::node_id> grey;
-        for (sim::node_id i = 1; i < n && grey.size() < count; i += std::max<std::size_t>(1, n / count))
-            if (c.running(i)) grey.push_back(i);
+        for (std::size_t k = 0; k < count && k < candidates.size(); ++k)
+            grey.push_back(candidates[k * candidates.size() / count]);
         std::set<sim::node_id> grey_set(grey.begin(), grey.end());
         auto lossy = net.default_link();
         lossy.loss = 0.8;
+        // Group links apply only between nodes that are both in a group: everyone goes in group 0 first.
+        for (sim::node_id i = 0; i < n; ++i) (void)net.set_group(i, 0);
         for (auto g : grey) (void)net.set_group(g, 1);
         (void)net.set_group_link(1, 0, lossy);
         (void)net.set_group_link(0, 1, lossy);
@@ -353,13 +430,136 @@ void run_one(const options& o, const ms::config& cfg, std::uint64_t seed, sink& 
         c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
     }
 
-    // partition
+    // grey-adjacent: 1% of the nodes with datagrams blocked both ways, streams working (a UDP firewall)
+    if (want("udp_blocked")) {
+        const auto blocked = spread(c, std::max<std::size_t>(1, n / 100), seed);
+        auto link = net.default_link();
+        link.block_datagrams = true;
+        for (sim::node_id i = 0; i < n; ++i) (void)net.set_group(i, 0);
+        for (auto b : blocked) (void)net.set_group(b, 2);
+        (void)net.set_group_link(2, 0, link);
+        (void)net.set_group_link(0, 2, link);
+        (void)net.set_group_link(2, 2, link);
+        const auto mark = c.failures().size();
+        net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.flap_minutes * 60)));
+        std::size_t of_blocked = 0, of_healthy = 0;
+        std::set<sim::node_id> set(blocked.begin(), blocked.end());
+        for (std::size_t i = mark; i < c.failures().size(); ++i)
+            {
+                const auto& f = c.failures()[i];
+                // What the impaired nodes themselves conclude about others is not a false death of those.
+                if (set.contains(f.subject)) ++of_blocked;
+                else if (!set.contains(f.observer) && c.running(f.subject)) ++of_healthy;
+            }
+        out.row(seed, "udp_blocked_dead_events_of_blocked", static_cast<double>(of_blocked));
+        out.row(seed, "udp_blocked_false_dead_healthy", static_cast<double>(of_healthy));
+        for (sim::node_id i = 0; i < n; ++i) (void)net.set_group(i, 0);
+        c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
+    }
+
+    // flapping: 1% of the nodes lose all ingress for 20 s, then have it for 20 s, and so on
+    if (want("flap")) {
+        const auto flappers = spread(c, std::max<std::size_t>(1, n / 100), seed + 1);
+        std::vector<sim::node_id> rest;
+        std::set<sim::node_id> set(flappers.begin(), flappers.end());
+        for (sim::node_id i = 0; i < n; ++i)
+            if (!set.contains(i) && c.running(i)) rest.push_back(i);
+        const auto mark = c.failures().size();
+        const auto end = net.now() + std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.flap_minutes * 60));
+        while (net.now() < end) {
+            const auto cut = net.partition_one_way(rest, flappers).value();
+            net.run_for(20s);
+            (void)net.heal(cut);
+            net.run_for(20s);
+        }
+        std::size_t of_flappers = 0, of_healthy = 0;
+        for (std::size_t i = mark; i < c.failures().size(); ++i)
+            {
+                const auto& f = c.failures()[i];
+                // What the impaired nodes themselves conclude about others is not a false death of those.
+                if (set.contains(f.subject)) ++of_flappers;
+                else if (!set.contains(f.observer) && c.running(f.subject)) ++of_healthy;
+            }
+        out.row(seed, "flap_dead_events_per_observer_per_flapper",
+                static_cast<double>(of_flappers) / static_cast<double>(rest.size() * flappers.size()));
+        out.row(seed, "flap_false_dead_healthy", static_cast<double>(of_healthy));
+        out.row(seed, "flap_one_view_after_s", c.run_until([&] { return c.all_see(c.running_count()); }, 120s));
+    }
+
+    // slow nodes: C members stalled for D seconds every I seconds
+    if (want("slow")) {
+        struct cell {
+            std::size_t count;
+            int stall_s;
+            int every_s;
+        };
+        for (const cell m : {cell{1, 2, 10}, cell{std::max<std::size_t>(1, n / 100), 5, 30},
+                             cell{std::max<std::size_t>(1, n / 10), 1, 10}}) {
+            const auto slow = spread(c, m.count, seed + 2);
+            std::set<sim::node_id> set(slow.begin(), slow.end());
+            const auto mark = c.failures().size();
+            const auto end = net.now() + std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.slow_minutes * 60));
+            while (net.now() < end) {
+                for (auto k : slow) (void)net.pause(k);
+                net.run_for(std::chrono::seconds(m.stall_s));
+                for (auto k : slow) (void)net.resume(k);
+                net.run_for(std::chrono::seconds(m.every_s - m.stall_s));
+            }
+            std::size_t of_slow = 0, of_healthy = 0;
+            for (std::size_t i = mark; i < c.failures().size(); ++i)
+                {
+                const auto& f = c.failures()[i];
+                // What the impaired nodes themselves conclude about others is not a false death of those.
+                if (set.contains(f.subject)) ++of_slow;
+                else if (!set.contains(f.observer) && c.running(f.subject)) ++of_healthy;
+            }
+            const auto name = fmt::format("slow_C{}_D{}s_I{}s", m.count, m.stall_s, m.every_s);
+            out.row(seed, name + "_dead_events_of_slow", static_cast<double>(of_slow));
+            out.row(seed, name + "_false_dead_healthy", static_cast<double>(of_healthy));
+            c.run_until([&] { return c.all_see(c.running_count()); }, 120s);
+        }
+    }
+
+    // key rotation across the cluster, one node at a time: install the new key everywhere, then make it
+    // primary everywhere, then remove the old one; each step spread over 10 s
+    if (want("rotation")) {
+        const auto before = c.totals();
+        const auto mark = c.failures().size();
+        const auto start = net.now();
+        auto step = [&](const std::function<void(swarm::seal::keyring&)>& action) {
+            for (sim::node_id i = 0; i < n; ++i) {
+                net.at(net.now() + 10s * static_cast<std::int64_t>(i) / static_cast<std::int64_t>(n),
+                       [&c, i, action] { action(c.ring(i)); });
+            }
+            net.run_for(10s);
+        };
+        std::optional<swarm::seal::key_id> new_id, old_id = c.ring(0).primary();
+        step([&](swarm::seal::keyring& r) { new_id = r.add(cluster::new_key()).value(); });
+        step([&](swarm::seal::keyring& r) { (void)r.make_primary(*new_id); });
+        step([&](swarm::seal::keyring& r) { (void)r.remove(*old_id); });
+        const double converged = c.run_until([&] { return c.all_see(c.running_count()); }, 60s);
+        const auto after = c.totals();
+        std::uint64_t refused = 0;
+        for (std::size_t k = 0; k < after.refused.size(); ++k) refused += after.refused[k] - before.refused[k];
+        out.row(seed, "rotation_s", converged < 0 ? -1 : seconds(net.now() - start));
+        out.row(seed, "rotation_refused_packets", static_cast<double>(refused));
+        out.row(seed, "rotation_false_dead", static_cast<double>(c.failures().size() - mark));
+    }
+
+    // partitions: 50/50 and one-versus-rest, 1 and 10 minutes, each healed: until every running node sees
+    // every running node
     if (want("partition")) {
-        const auto id = net.split_halves();
-        net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(o.partition_minutes * 60)));
-        (void)net.heal(id);
-        const auto expected = c.running_count();
-        out.row(seed, "partition_heal_to_one_view_s", c.run_until([&] { return c.all_see(expected); }, 300s, 250ms));
+        for (const bool halves : {true, false}) {
+            for (const double minutes : {1.0, o.partition_minutes}) {
+                const auto id = halves ? net.split_halves() : net.isolate(spread(c, 1, seed + 3)[0]).value();
+                net.run_for(std::chrono::duration_cast<swarm::duration>(std::chrono::duration<double>(minutes * 60)));
+                (void)net.heal(id);
+                const auto expected = c.running_count();
+                out.row(seed, fmt::format("partition_{}_{}min_heal_to_one_view_s", halves ? "halves" : "one_vs_rest",
+                                          static_cast<int>(minutes)),
+                        c.run_until([&] { return c.all_see(expected); }, 300s, 250ms));
+            }
+        }
     }
 }
 
@@ -378,6 +578,9 @@ bool parse(int argc, char** argv, options& o) {
         else if (a == "--loss-minutes") o.loss_minutes = std::strtod(v, nullptr);
         else if (a == "--partition-minutes") o.partition_minutes = std::strtod(v, nullptr);
         else if (a == "--crashes") o.crashes = std::strtoull(v, nullptr, 10);
+        else if (a == "--slow-minutes") o.slow_minutes = std::strtod(v, nullptr);
+        else if (a == "--flap-minutes") o.flap_minutes = std::strtod(v, nullptr);
+        else if (a == "--grey-accusers") o.grey_accusers = static_cast<unsigned>(std::strtoul(v, nullptr, 10));
         else return false;
     }
     return o.nodes >= 4 && o.seeds >= 1 && o.steady_seconds > 0;
@@ -389,13 +592,16 @@ int main(int argc, char** argv) {
     options o;
     if (!parse(argc, argv, o)) {
         fmt::print(stderr, "usage: {} [--nodes N] [--seeds S] [--first-seed K] [--scenario all|bootstrap|steady|loss|"
-                           "crash|grey|partition] [--profile all|swarm|memberlist|plain] [--steady-seconds T] "
-                           "[--settle-seconds T] [--loss-minutes M] [--partition-minutes P] [--crashes C]\n",
+                           "crash|grey|udp_blocked|flap|slow|rotation|partition] [--profile all|swarm|memberlist|plain] "
+                           "[--steady-seconds T] [--settle-seconds T] [--loss-minutes M] [--partition-minutes P] "
+                           "[--crashes C] [--slow-minutes M] [--flap-minutes M] [--grey-accusers K]\n",
                    argv[0]);
         return 2;
     }
+    auto swarm = ms::config::swarm_profile();
+    if (o.grey_accusers) swarm.grey_accusers = *o.grey_accusers;
     const std::vector<std::pair<std::string, ms::config>> profiles = {
-        {"swarm", ms::config::swarm_profile()},
+        {"swarm", swarm},
         {"memberlist", ms::config::memberlist_lan()},
         {"plain", ms::config::plain_swim()},
     };

@@ -20,6 +20,7 @@ config config::memberlist_lan() {
     c.gossip_nodes = 3;
     c.push_pull_interval = std::chrono::seconds(30);
     c.digest_push_pull = false;
+    c.grey_accusers = 0;
     return c;
 }
 
@@ -44,6 +45,13 @@ detailed_result<void> config::validate() const {
     if (max_local_health < 0 || max_local_health > 64) return bad("membership.max_local_health: 0 to 64");
     if (!(suspicion_multiplier > 0)) return bad("membership.suspicion_multiplier: must be positive");
     if (!(suspicion_max_multiplier >= 1)) return bad("membership.suspicion_max_multiplier: at least 1");
+    if (grey_accusers == 1 || grey_accusers > 16)
+        return bad("membership.grey_accusers: 0 (off) or 2 to 16");
+    // A removal carries one signed suspicion (~110 bytes) per accuser and must fit in one datagram.
+    if (grey_accusers * 110 + 200 > packet_size)
+        return bad("membership.grey_accusers: the evidence of that many accusers does not fit in packet_size");
+    if (grey_accusers > 0 && (grey_window <= duration::zero() || grey_quarantine <= duration::zero()))
+        return bad("membership.grey_window and grey_quarantine: must be positive");
     if (gossip_interval <= duration::zero()) return bad("membership.gossip_interval: must be positive");
     if (gossip_nodes == 0) return bad("membership.gossip_nodes: at least 1");
     if (retransmit_multiplier == 0) return bad("membership.retransmit_multiplier: at least 1");

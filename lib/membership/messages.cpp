@@ -86,7 +86,9 @@ std::vector<std::byte> signed_bytes(message_type kind, const accusation& a, cons
     std::vector<std::byte> out;
     {
         wire::writer w(out);
-        w.string(kind == message_type::dead ? "swarm/membership/dead/1" : "swarm/membership/suspect/1");
+        w.string(kind == message_type::dead      ? "swarm/membership/dead/1"
+                 : kind == message_type::removal ? "swarm/membership/removal/1"
+                                                 : "swarm/membership/suspect/1");
         w.raw(label_hash);
         put_accusation_fields(w, a);
     }
@@ -160,6 +162,20 @@ void encode(wire::writer& w, message_type kind, std::span<const member_record> s
     w.end_message(s);
 }
 
+void encode(wire::writer& w, const removal& m) {
+    auto s = w.begin_message(static_cast<std::uint64_t>(message_type::removal));
+    put_accusation_fields(w, m.claim);
+    w.raw(m.claim.sig);
+    w.varint(m.evidence.size());
+    // Every piece of evidence is about the claim's target, so the target is not repeated.
+    for (const auto& a : m.evidence) {
+        w.varint(a.incarnation);
+        put_id(w, a.accuser);
+        w.raw(a.sig);
+    }
+    w.end_message(s);
+}
+
 void encode_meta_request(wire::writer& w, const node_id& id, std::uint64_t incarnation) {
     auto s = w.begin_message(static_cast<std::uint64_t>(message_type::meta_request));
     put_id(w, id);
@@ -220,6 +236,22 @@ void decode_body(wire::reader& r, metadata_message& m, std::size_t max_meta) {
     m.id = get_id(r);
     m.incarnation = r.varint();
     m.meta = r.bytes(max_meta);
+}
+
+void decode_body(wire::reader& r, removal& m) {
+    decode_accusation_fields(r, m.claim);
+    // Each piece is at least 97 bytes (incarnation, id, signature): the count is checked against what remains.
+    const auto n = r.count(max_removal_evidence, 1 + node_id::size + sizeof(signature));
+    m.evidence.clear();
+    m.evidence.reserve(n);
+    for (std::size_t i = 0; i < n && r.ok(); ++i) {
+        accusation a;
+        a.target = m.claim.target;
+        a.incarnation = r.varint();
+        a.accuser = get_id(r);
+        get_array(r, a.sig);
+        if (r.ok()) m.evidence.push_back(a);
+    }
 }
 
 void decode_body(wire::reader& r, std::vector<member_record>& state, std::size_t max_members, std::size_t max_meta) {

@@ -33,6 +33,7 @@ enum class message_type : std::uint8_t {
     dead = 7,
     user = 8,
     metadata = 9,
+    removal = 10,
     push_pull = 20,
     push_pull_reply = 21,
     tcp_ack = 23,
@@ -84,6 +85,17 @@ struct accusation {
     signature sig{};
 };
 
+/// A member removed on evidence rather than on one accuser's word: `evidence` holds suspicions of `claim.target`
+/// signed by distinct members (each carries its own target, the same as the claim's). The claim itself is
+/// signed by whoever assembled the evidence. A receiver that checks every signature removes the target and
+/// ignores its refutations for a while: one refutable suspicion cannot remove a node that still answers
+/// sometimes (a grey failure), many independent ones can.
+struct removal {
+    accusation claim;
+    std::vector<accusation> evidence;
+};
+inline constexpr std::size_t max_removal_evidence = 16;
+
 struct metadata_message {
     node_id id;
     std::uint64_t incarnation = 0;
@@ -110,6 +122,7 @@ void encode(wire::writer& w, message_type kind, const ack& m); // ack, nack, tcp
 void encode(wire::writer& w, const alive_claim& c);
 void encode(wire::writer& w, message_type kind, const accusation& a); // suspect or dead
 void encode(wire::writer& w, const metadata_message& m);
+void encode(wire::writer& w, const removal& m);
 void encode(wire::writer& w, message_type kind, std::span<const member_record> state); // push_pull(_reply)
 void encode_meta_request(wire::writer& w, const node_id& id, std::uint64_t incarnation);
 /// A summary of the live view (see swim.cpp's view_digest()): a periodic exchange starts with it, and full
@@ -123,6 +136,7 @@ void decode_body(wire::reader& r, ack& m);
 void decode_body(wire::reader& r, alive_claim& c);
 void decode_body(wire::reader& r, accusation& a);
 void decode_body(wire::reader& r, metadata_message& m, std::size_t max_meta);
+void decode_body(wire::reader& r, removal& m);
 void decode_body(wire::reader& r, std::vector<member_record>& state, std::size_t max_members, std::size_t max_meta);
 void decode_meta_request(wire::reader& r, node_id& id, std::uint64_t& incarnation);
 void decode_view_digest(wire::reader& r, digest& d, std::uint64_t& live);

@@ -101,6 +101,14 @@ enum class stream_kind : std::uint8_t { push_pull, digest_exchange, join, tcp_pr
 constexpr std::size_t max_messages_per_packet = 64;
 constexpr std::size_t max_members_in_state = 200'000;
 constexpr std::size_t max_concurrent_meta_fetches = 16;
+/// Grey-failure evidence may name incarnations this far below the one it removes: a grey member refutes each
+/// suspicion it hears, so its incarnation climbs while the evidence gathers. Older evidence is stale.
+constexpr std::uint64_t evidence_incarnation_span = 64;
+/// Accusers remembered per member (the window's and older ones, newest first).
+constexpr std::size_t max_evidence_kept = 64;
+/// A quarantined member's refutations keep arriving from members that missed the removal; each such sender is
+/// sent the removal, at most this often per removed member.
+constexpr auto removal_resend_interval = std::chrono::seconds(1);
 
 bool is_live(member_state s) noexcept { return s == member_state::alive || s == member_state::suspect; }
 
@@ -123,6 +131,14 @@ struct swim::impl {
         /// This member's share of view_digest_, and whether it is in it (live members and self are).
         detail::digest digest_term{};
         bool in_digest = false;
+        /// Grey-failure evidence: verified suspicions of this member, the newest per accuser, for grey_window.
+        std::vector<std::pair<time_point, detail::accusation>> evidence;
+        /// Removed on evidence: its refutations are ignored until then.
+        time_point quarantined_until{};
+        /// The removal (encoded) that put it there, and the incarnation it named; a proof is applied once.
+        std::vector<std::byte> removal;
+        std::optional<std::uint64_t> removed_incarnation;
+        time_point removal_resent{};
     };
     static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
@@ -258,7 +274,10 @@ struct swim::impl {
         state_queue_.push(detail::id_prefix(c.id), encode_one([&](wire::writer& w) { detail::encode(w, c); }));
     }
     void enqueue_accusation(message_type kind, const detail::accusation& a) {
-        state_queue_.push(detail::id_prefix(a.target), encode_one([&](wire::writer& w) { detail::encode(w, kind, a); }));
+        enqueue_accusation(kind, a, detail::id_prefix(a.target));
+    }
+    void enqueue_accusation(message_type kind, const detail::accusation& a, std::uint64_t key) {
+        state_queue_.push(key, encode_one([&](wire::writer& w) { detail::encode(w, kind, a); }));
     }
     void enqueue_metadata(const node_id& id, std::uint64_t incarnation, const std::vector<std::byte>& meta) {
         payload_queue_.push(detail::id_prefix(id), encode_one([&](wire::writer& w) {
@@ -368,6 +387,16 @@ struct swim::impl {
         auto it = members_.find(c.id);
         if (it != members_.end()) {
             auto& e = it->second;
+            if (t_.now() < e.quarantined_until) {
+                // A removed grey member refuting: ignored. A third party passing its refutation on missed the
+                // removal, so it is sent one.
+                if (c.incarnation > e.incarnation && from != c.address &&
+                    t_.now() - e.removal_resent >= removal_resend_interval) {
+                    e.removal_resent = t_.now();
+                    send_removal(e, from);
+                }
+                return;
+            }
             // Cheap checks first: stale or already known claims need no signature check.
             if (c.incarnation < e.incarnation) return;
             if (c.incarnation == e.alive.incarnation && c.sig == e.alive.sig) {
@@ -473,7 +502,14 @@ struct swim::impl {
     void handle_accusation(message_type kind, const detail::accusation& a, const net::endpoint& from) {
         if (a.target == self_id()) {
             auto& me = members_.at(self_id());
-            if (leaving_ || a.incarnation < me.incarnation) return;
+            if (leaving_) return;
+            if (a.incarnation < me.incarnation) {
+                // The accuser has not seen our newer claim (it was lost, or its retransmissions are spent):
+                // send it again, or the accusation runs its course and we are declared dead at an
+                // incarnation we left long ago. The claim is already signed; no new incarnation is needed.
+                enqueue_alive(me.alive);
+                return;
+            }
             // Refute: a higher incarnation of our own alive claim overrides any accusation.
             me.incarnation = a.incarnation + 1;
             ++stats_.refutations;
@@ -484,6 +520,15 @@ struct swim::impl {
         auto it = members_.find(a.target);
         if (it == members_.end()) return;
         auto& e = it->second;
+        if (kind == message_type::suspect) {
+            const auto noted = note_evidence(a.target, e, a, from);
+            if (noted == evidence::bad) return;
+            // Evidence spreads whole: unlike the suspicion itself (keyed by its target, so a refutation
+            // replaces it), each accuser's suspicion has its own key and outlives the refutation.
+            if (noted == evidence::fresh)
+                enqueue_accusation(kind, a, detail::id_prefix(a.target) ^ detail::id_prefix(a.accuser));
+            if (e.state == member_state::dead) return; // the evidence removed it
+        }
         if (a.incarnation < e.incarnation || !is_live(e.state)) return;
         if (kind == message_type::suspect && e.state == member_state::suspect && e.accused &&
             e.accused->accuser == a.accuser)
@@ -492,6 +537,10 @@ struct swim::impl {
         if (a.accuser != self_id()) {
             auto signer = members_.find(a.accuser);
             if (signer == members_.end()) return refuse(refusal::unknown_signer, from);
+            // A death declared by a member we hold dead (or removed as grey) comes from stale or bad paths:
+            // a grey node declares healthy members dead whose refutations it could not hear. Its suspicions
+            // still count, so the accused hears of them and refutes.
+            if (kind == message_type::dead && a.accuser != a.target && !is_live(signer->second.state)) return;
             if (!cache_->verify(signer->second.alive.signing_key, as_span(detail::signed_bytes(kind, a, label_hash_)),
                                 a.sig, stats_.signatures_verified))
                 return refuse(refusal::bad_signature, from);
@@ -532,6 +581,138 @@ struct swim::impl {
         note_gone(a.target);
         enqueue_accusation(kind, a);
         emit(left ? event_kind::left : event_kind::failed, a.target, e);
+        reschedule_suspicion();
+    }
+
+    // --- grey failures: removal on the evidence of many accusers ------------------------------------
+
+    bool verify_accusation(message_type kind, const detail::accusation& a, const net::endpoint& from) {
+        auto signer = members_.find(a.accuser);
+        if (signer == members_.end()) {
+            refuse(refusal::unknown_signer, from);
+            return false;
+        }
+        if (!cache_->verify(signer->second.alive.signing_key, as_span(detail::signed_bytes(kind, a, label_hash_)),
+                            a.sig, stats_.signatures_verified)) {
+            refuse(refusal::bad_signature, from);
+            return false;
+        }
+        return true;
+    }
+
+    enum class evidence { bad, known, fresh };
+
+    /// Records a suspicion of a live member as evidence, even one its target has already refuted; removes the
+    /// member once grey_accusers distinct accusers are on record within grey_window. `bad` when the
+    /// suspicion's signature is bad (refused and counted), `fresh` when it came from a new accuser.
+    evidence note_evidence(const node_id& target, entry& e, const detail::accusation& a, const net::endpoint& from) {
+        if (cfg_.grey_accusers == 0 || !is_live(e.state) || a.accuser == target) return evidence::known;
+        if (a.incarnation + evidence_incarnation_span < e.incarnation) return evidence::known;
+        auto known = std::find_if(e.evidence.begin(), e.evidence.end(),
+                                  [&](const auto& p) { return p.second.accuser == a.accuser; });
+        if (known != e.evidence.end() && known->second.incarnation >= a.incarnation) return evidence::known;
+        if (a.accuser != self_id()) {
+            auto accuser = members_.find(a.accuser);
+            if (accuser == members_.end()) return evidence::known; // the ordinary path counts it
+            if (!is_live(accuser->second.state)) return evidence::known;
+            if (!verify_accusation(message_type::suspect, a, from)) return evidence::bad;
+        }
+        const bool fresh = known == e.evidence.end();
+        if (known != e.evidence.end())
+            *known = {t_.now(), a};
+        else
+            e.evidence.emplace_back(t_.now(), a);
+        // Entries older than the window stop counting but are kept (up to a bound), so that an old
+        // accusation still circulating is recognised as known: forgotten, it would count again as fresh
+        // evidence, be gossiped again, and old accusations could add up to a removal of a healthy member.
+        const auto horizon = t_.now() - cfg_.grey_window;
+        if (e.evidence.size() > max_evidence_kept) {
+            std::sort(e.evidence.begin(), e.evidence.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+            e.evidence.resize(max_evidence_kept);
+        }
+        const auto recent = static_cast<std::size_t>(
+            std::count_if(e.evidence.begin(), e.evidence.end(), [&](const auto& p) { return p.first >= horizon; }));
+        if (recent >= cfg_.grey_accusers) declare_removal(target, e);
+        return fresh ? evidence::fresh : evidence::known;
+    }
+
+    /// A removal travels in a datagram of its own: at up to ~1 KB it would rarely fit beside piggy-backed
+    /// updates, and it must not wait behind them.
+    void send_removal(const entry& e, const net::endpoint& to) {
+        plain_ = e.removal;
+        send_packet(to, false);
+    }
+
+    void declare_removal(const node_id& target, entry& e) {
+        detail::removal m;
+        m.claim.target = target;
+        m.claim.incarnation = e.incarnation;
+        m.claim.accuser = self_id();
+        m.claim.sig = self_->sign(detail::signed_bytes(message_type::removal, m.claim, label_hash_));
+        // The newest accusations: they name incarnations closest to the one removed.
+        std::sort(e.evidence.begin(), e.evidence.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+        for (std::size_t i = 0; i < cfg_.grey_accusers; ++i) m.evidence.push_back(e.evidence[i].second);
+        apply_removal(target, e, m);
+    }
+
+    void handle_removal(const detail::removal& m, const net::endpoint& from) {
+        if (cfg_.grey_accusers == 0) return; // the rule is off here: this node keeps to refutable suspicion
+        // About us: others ignore our refutations for a while; state exchanges tell us we are dead afterwards,
+        // and the refutation then gets us back in.
+        if (m.claim.target == self_id()) return;
+        auto it = members_.find(m.claim.target);
+        if (it == members_.end()) return;
+        auto& e = it->second;
+        if (e.state == member_state::left || t_.now() < e.quarantined_until) return;
+        if (e.removed_incarnation && m.claim.incarnation <= *e.removed_incarnation) return; // applied before
+        if (m.claim.incarnation + evidence_incarnation_span < e.incarnation) return;        // stale
+        if (m.evidence.size() < cfg_.grey_accusers) return; // a peer with a lower threshold: not enough here
+        if (!verify_accusation(message_type::removal, m.claim, from)) return;
+        std::vector<node_id> accusers;
+        for (const auto& a : m.evidence) {
+            if (a.target != m.claim.target || a.accuser == a.target ||
+                a.incarnation + evidence_incarnation_span < m.claim.incarnation) {
+                refuse(refusal::bad_signature, from);
+                return;
+            }
+            if (!verify_accusation(message_type::suspect, a, from)) return;
+            accusers.push_back(a.accuser);
+        }
+        std::sort(accusers.begin(), accusers.end());
+        if (std::unique(accusers.begin(), accusers.end()) - accusers.begin() <
+            static_cast<std::ptrdiff_t>(cfg_.grey_accusers))
+            return refuse(refusal::bad_signature, from); // one accuser counted twice is no evidence
+        apply_removal(m.claim.target, e, m);
+    }
+
+    void apply_removal(const node_id& target, entry& e, const detail::removal& m) {
+        ++stats_.removals;
+        e.quarantined_until = t_.now() + cfg_.grey_quarantine;
+        e.removed_incarnation = m.claim.incarnation;
+        e.removal = encode_one([&](wire::writer& w) { detail::encode(w, m); });
+        e.removal_resent = t_.now();
+        e.evidence.clear();
+        // Every member that applies a removal passes it to a few random others once: an epidemic that
+        // reaches nearly everyone in a few hops; stragglers get it when they pass on a refutation.
+        for (std::size_t i = 0; i < cfg_.gossip_nodes + 1 && !live_.empty(); ++i) {
+            const auto& to = live_[t_.random().below(live_.size())];
+            if (to != target) send_removal(e, members_.at(to).alive.address);
+        }
+        if (!is_live(e.state)) return;
+        // In state exchanges the member is dead by our own signed claim: the removal is signed in another
+        // domain, and a peer that has not seen it treats this as an ordinary (refutable) death.
+        detail::accusation d;
+        d.target = target;
+        d.incarnation = e.incarnation;
+        d.accuser = self_id();
+        d.sig = self_->sign(detail::signed_bytes(message_type::dead, d, label_hash_));
+        e.state = member_state::dead;
+        e.accused = d;
+        e.suspicion.reset();
+        e.since = t_.now();
+        remove_live(e);
+        note_gone(target);
+        emit(event_kind::failed, target, e);
         reschedule_suspicion();
     }
 
@@ -822,6 +1003,12 @@ struct swim::impl {
                 if (r.ok()) handle_metadata(md);
                 break;
             }
+            case message_type::removal: {
+                detail::removal rm;
+                detail::decode_body(r, rm);
+                if (r.ok()) handle_removal(rm, from);
+                break;
+            }
             default:
                 break; // a type from a newer version: skipped whole
             }
@@ -848,9 +1035,16 @@ struct swim::impl {
     // --- streams: push-pull, joining, tcp probes, metadata ---------------------------------------------
 
     std::vector<std::byte> encode_state(message_type kind) {
+        // Sorted, so the bytes do not depend on hash-table order. Pointers are sorted, not records: swapping
+        // ~300-byte records was a visible share of a full exchange at N = 1,000.
+        std::vector<const std::pair<const node_id, entry>*> order;
+        order.reserve(members_.size());
+        for (const auto& member : members_) order.push_back(&member);
+        std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
         std::vector<detail::member_record> records;
-        records.reserve(members_.size());
-        for (const auto& [id, e] : members_) {
+        records.reserve(order.size());
+        for (const auto* member : order) {
+            const auto& e = member->second;
             detail::member_record rec;
             rec.alive = e.alive;
             rec.state = e.state;
@@ -858,9 +1052,6 @@ struct swim::impl {
             if (e.meta_bytes.size() <= cfg_.inline_metadata_bytes) rec.meta = as_span(e.meta_bytes);
             records.push_back(rec);
         }
-        // Sorted, so the bytes do not depend on hash-table order.
-        std::sort(records.begin(), records.end(),
-                  [](const auto& a, const auto& b) { return a.alive.id < b.alive.id; });
         return encode_one([&](wire::writer& w) { detail::encode(w, kind, std::span<const detail::member_record>(records)); });
     }
 

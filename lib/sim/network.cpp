@@ -124,7 +124,7 @@ struct link {
         if (c.bandwidth_bits_per_second > 0) ns_per_byte = 8e9 / static_cast<double>(c.bandwidth_bits_per_second);
         plain = (c.distribution == latency_distribution::constant || c.jitter.count() == 0) && c.loss == 0 &&
                 c.burst_loss.p_good_to_bad == 0 && c.duplicate == 0 && c.reorder == 0 &&
-                c.bandwidth_bits_per_second == 0;
+                c.bandwidth_bits_per_second == 0 && !c.block_datagrams;
     }
 };
 
@@ -427,6 +427,13 @@ struct network::impl {
         return drop;
     }
 
+    static bool lossy(const link_config& c) noexcept { return c.loss > 0 || c.burst_loss.p_good_to_bad > 0; }
+
+    /// Streams pass from `from` to `to`: no partition and no stream block between them.
+    bool stream_path(node_id from, node_id to) {
+        return (partitions.empty() || reachable(from, to)) && !link_for(from, to).l->config.block_streams;
+    }
+
     bool reachable(node_id from, node_id to) const noexcept {
         for (const auto& p : partitions) {
             std::uint8_t a = p.side[from], b = p.side[to];
@@ -453,6 +460,7 @@ struct network::impl {
         if (!partitions.empty() && !reachable(from, dst)) return record(now, from, dst, size, ph, outcome::partitioned);
         int copies = 1;
         if (!l.plain) {
+            if (l.config.block_datagrams) return record(now, from, dst, size, ph, outcome::blocked);
             if (lost(l.config, *lr.state)) return record(now, from, dst, size, ph, outcome::lost);
             if (l.config.duplicate > 0 && random.chance(l.config.duplicate)) copies = 2;
         }
@@ -734,9 +742,22 @@ std::uint64_t network::impl::connect(node_id from, std::uint16_t slot_index, con
     }
     c.side[1].node = dst;
     stream_event(event_kind::stream_connect_timeout, conn, 0, now + config.streams.connect_timeout.count());
-    if (!reachable(from, dst) || hot[dst].state == node_state::crashed) return id; // the SYN is lost
+    if (!stream_path(from, dst) || !stream_path(dst, from) || hot[dst].state == node_state::crashed)
+        return id; // the SYN is lost
     link_ref lr = link_for(from, dst);
-    std::int64_t delay = transit(*lr.l, *lr.state, 64, true);
+    // A lost SYN or SYN-ACK is retried after syn_retry, then twice as long, as TCP does; the handshake is
+    // decided here, at connect time, so that the listener sees one SYN.
+    std::int64_t wait = 0;
+    if (lossy(lr.l->config) || lossy(link_for(dst, from).l->config)) {
+        link_ref back = link_for(dst, from);
+        std::int64_t rto = config.streams.syn_retry.count();
+        while (lost(lr.l->config, *lr.state) || lost(back.l->config, *back.state)) {
+            wait += rto;
+            rto *= 2;
+            if (wait >= config.streams.connect_timeout.count()) return id; // every try was lost: it times out
+        }
+    }
+    std::int64_t delay = wait + transit(*lr.l, *lr.state, 64, true);
     std::uint32_t index = new_event(event_kind::stream_syn, dst);
     events[index].src = static_cast<node_id>(conn);
     events[index].port = c.generation;
@@ -789,7 +810,7 @@ void network::impl::pump(std::size_t conn, int which) {
     connection& c = connections[conn];
     stream_side& s = c.side[which];
     stream_side& peer = c.side[1 - which];
-    if (!reachable(s.node, peer.node)) {
+    if (!stream_path(s.node, peer.node)) {
         if (!c.check_pending && !s.queue.empty()) {
             c.check_pending = true;
             stream_event(event_kind::stream_partition_check, conn, which, now + config.streams.break_timeout.count());
@@ -803,7 +824,24 @@ void network::impl::pump(std::size_t conn, int which) {
         s.queued -= f.size;
         s.in_flight += f.size;
         link_ref lr = link_for(s.node, peer.node);
-        std::int64_t arrival = now + transit(*lr.l, *lr.state, f.size + 40, true);
+        // Each loss of the frame costs one retransmission timeout, doubling; past break_timeout TCP gives up.
+        std::int64_t retransmitted = 0;
+        if (lossy(lr.l->config)) {
+            std::int64_t rto = config.streams.retransmit_timeout.count();
+            while (lost(lr.l->config, *lr.state) && retransmitted <= config.streams.break_timeout.count()) {
+                retransmitted += rto;
+                rto *= 2;
+            }
+        }
+        if (retransmitted > config.streams.break_timeout.count()) {
+            buffers.release(f.data, f.size);
+            stream_event(event_kind::stream_fail, conn, which, now + config.streams.break_timeout.count(),
+                         static_cast<std::uint64_t>(errc::timed_out));
+            stream_event(event_kind::stream_fail, conn, 1 - which, now + config.streams.break_timeout.count(),
+                         static_cast<std::uint64_t>(errc::timed_out));
+            return;
+        }
+        std::int64_t arrival = now + retransmitted + transit(*lr.l, *lr.state, f.size + 40, true);
         arrival = std::max(arrival, s.last_arrival); // the stream is ordered whatever the jitter
         s.last_arrival = arrival;
         std::uint32_t index = new_event(event_kind::stream_frame, peer.node);
@@ -941,7 +979,7 @@ void network::impl::handle_stream(const event& e) {
         connection& c = connections[conn];
         c.check_pending = false;
         const node_id a = c.side[0].node, b = c.side[1].node;
-        if (!reachable(a, b) || !reachable(b, a)) {
+        if (!stream_path(a, b) || !stream_path(b, a)) {
             fail_side(conn, 0, make_error_code(errc::timed_out));
             fail_side(conn, 1, make_error_code(errc::timed_out));
             return;
@@ -1075,6 +1113,8 @@ detailed_result<void> stream_config::validate() const {
                                    low_watermark, high_watermark));
     if (max_frame_size == 0) return invalid("streams.max_frame_size is 0");
     if (max_frame_size > 0xffffffffu) return invalid("streams.max_frame_size is over 4 GiB");
+    if (syn_retry.count() <= 0) return invalid("streams.syn_retry must be positive");
+    if (retransmit_timeout.count() <= 0) return invalid("streams.retransmit_timeout must be positive");
     return {};
 }
 
@@ -1106,6 +1146,7 @@ std::string_view to_string(outcome o) noexcept {
     case outcome::paused_overflow: return "paused_overflow";
     case outcome::no_listener: return "no_listener";
     case outcome::unknown_address: return "unknown_address";
+    case outcome::blocked: return "blocked";
     }
     return "unknown";
 }

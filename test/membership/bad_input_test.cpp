@@ -135,4 +135,77 @@ TEST(swim_bad_input, a_node_with_the_wrong_key_is_never_half_joined) {
     EXPECT_GT(c.at(0)->stats().refused_by(refusal::unknown_key), 0u);
 }
 
+/// A removal of `target` by `declarer`, with suspicions signed by `accusers` (a member may appear twice).
+std::vector<std::byte> removal_of(const swarm_test::cluster& c, swarm::sim::node_id target, swarm::sim::node_id declarer,
+                                  const std::vector<swarm::sim::node_id>& accusers) {
+    const std::string label = "swarm";
+    const auto label_hash = detail::hash16(std::as_bytes(std::span(label)));
+    detail::removal m;
+    m.claim.target = c.identities[target]->id();
+    m.claim.accuser = c.identities[declarer]->id();
+    m.claim.sig = c.identities[declarer]->sign(detail::signed_bytes(detail::message_type::removal, m.claim, label_hash));
+    for (auto k : accusers) {
+        detail::accusation a;
+        a.target = m.claim.target;
+        a.accuser = c.identities[k]->id();
+        a.sig = c.identities[k]->sign(detail::signed_bytes(detail::message_type::suspect, a, label_hash));
+        m.evidence.push_back(a);
+    }
+    std::vector<std::byte> out;
+    swarm::wire::writer w(out);
+    detail::encode(w, m);
+    return out;
+}
+
+// One member holding the cluster key cannot remove another on its own: a removal needs suspicions signed by
+// grey_accusers distinct members, each checked, and one proof is applied once.
+TEST(swim_bad_input, a_removal_without_distinct_signed_accusers_is_refused_and_a_proof_works_once) {
+    swarm_test::cluster c(13);
+    auto cfg = config::swarm_profile();
+    cfg.grey_accusers = 3;
+    for (int i = 0; i < 6; ++i) c.add(cfg);
+    ASSERT_TRUE(c.net.run_until([&] { return c.all_see(6); }, swarm::time_point{} + 60s));
+    const auto rogue_node = c.net.add_node();
+    ASSERT_TRUE(c.net.add_protocol(rogue_node, 9999, [](swarm::net::transport& t) { return std::make_unique<rogue>(t); }));
+    c.net.run_for(1s);
+    auto* attacker = c.net.protocol_of<rogue>(rogue_node, 9999);
+    auto* victim = c.at(1);
+    const auto victim_address = c.net.endpoint_of(1, swarm_test::membership_port);
+    std::uint64_t sequence = 1'000'000'000'000ULL;
+    auto send = [&](const std::vector<std::byte>& plain) {
+        attacker->send(victim_address, seal_with(c.keys, "swarm", 81, plain, sequence++));
+    };
+
+    // Node 3 signs three suspicions of node 2 itself: one accuser, however often it signs.
+    send(removal_of(c, 2, 3, {3, 3, 3}));
+    // Three accusers, but one suspicion's signature is garbage.
+    auto tampered = removal_of(c, 2, 3, {3, 4, 5});
+    tampered[tampered.size() - 10] ^= std::byte{0xff};
+    send(tampered);
+    // Too few accusers for this node's threshold.
+    send(removal_of(c, 2, 3, {3, 4}));
+    // A truncated removal.
+    auto cut = removal_of(c, 2, 3, {3, 4, 5});
+    cut.resize(cut.size() / 2);
+    send(cut);
+    c.net.run_for(1s);
+    EXPECT_EQ(victim->stats().refused_by(refusal::bad_signature), 2u);
+    EXPECT_GE(victim->stats().refused_by(refusal::malformed), 1u);
+    EXPECT_EQ(victim->stats().removals, 0u);
+    EXPECT_EQ(victim->find(c.identities[2]->id())->state, member_state::alive);
+
+    // Three distinct members' signed suspicions do remove it, and the same proof again changes nothing.
+    const auto proof = removal_of(c, 2, 3, {3, 4, 5});
+    send(proof);
+    c.net.run_for(100ms);
+    EXPECT_EQ(victim->find(c.identities[2]->id())->state, member_state::dead);
+    EXPECT_EQ(victim->stats().removals, 1u);
+    c.net.run_for(3min); // past the quarantine
+    send(proof);
+    c.net.run_for(100ms);
+    EXPECT_EQ(victim->stats().removals, 1u);
+    // Node 2 refuted once the quarantine ended: it is back.
+    EXPECT_TRUE(c.net.run_until([&] { return c.all_see(6); }, c.net.now() + 60s));
+}
+
 } // namespace

@@ -116,6 +116,28 @@ TEST(membership_config, profiles_are_valid_and_differ_where_documented) {
     EXPECT_TRUE(plain.validate());
     EXPECT_FALSE(plain.nacks);
     EXPECT_EQ(plain.max_local_health, 0);
+    // memberlist has no grey-failure rule; swarm's is on.
+    EXPECT_EQ(ml.grey_accusers, 0u);
+    EXPECT_EQ(plain.grey_accusers, 0u);
+    EXPECT_GE(swarm::membership::config::swarm_profile().grey_accusers, 2u);
+}
+
+TEST(membership_config, grey_rule_settings_are_checked_with_clear_errors) {
+    auto expect_bad = [](swarm::membership::config c, std::string_view field) {
+        auto r = c.validate();
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().describe().find(field), std::string::npos) << r.error().describe();
+    };
+    auto c = swarm::membership::config::swarm_profile();
+    c.grey_accusers = 1; // one accuser is what refutable suspicion already handles
+    expect_bad(c, "grey_accusers");
+    c.grey_accusers = 11; // the evidence would not fit in a 1,400-byte datagram
+    expect_bad(c, "packet_size");
+    c.grey_accusers = 10;
+    c.grey_window = std::chrono::seconds(0);
+    expect_bad(c, "grey_window");
+    c.grey_accusers = 0; // off: the window no longer matters
+    EXPECT_TRUE(c.validate());
 }
 
 TEST(membership_messages, an_ack_carries_a_view_digest_only_when_given_one) {

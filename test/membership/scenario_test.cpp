@@ -80,28 +80,40 @@ TEST(membership_scenario, a_healed_partition_merges_without_a_rejoin) {
     EXPECT_TRUE(run_until(c, [&] { return c.all_see(n); }, 60s));
 }
 
-// DESIGN.md asks for grey nodes to be removed; swarm does not do that yet (the grey node's refutations win,
-// and the simulator's streams are lossless, so the TCP fallback probe always succeeds). What it must already
-// guarantee is that one bad node takes no healthy node down with it.
-TEST(membership_scenario, a_grey_node_takes_nobody_else_down) {
+// A grey node (80% loss both ways) answers now and then, so it refutes every single suspicion; the
+// evidence of many accusers removes it anyway, and every healthy node ends up seeing every other one. (Before
+// its removal the grey node's own accusations can briefly cost a healthy node a refutation; the benchmark
+// counts those as grey_false_dead.)
+TEST(membership_scenario, a_grey_node_is_removed_and_the_healthy_view_is_whole) {
     cluster c(14);
     form(c);
     constexpr swarm::sim::node_id grey = 31;
     auto lossy = c.net.default_link();
     lossy.loss = 0.8;
+    // Group links apply between nodes that are both in a group.
+    for (swarm::sim::node_id i = 0; i < n; ++i) ASSERT_TRUE(c.net.set_group(i, 0));
     ASSERT_TRUE(c.net.set_group(grey, 1));
     ASSERT_TRUE(c.net.set_group_link(0, 1, lossy));
     ASSERT_TRUE(c.net.set_group_link(1, 0, lossy));
-    c.net.run_for(1min);
-    std::size_t wrong = 0;
+    const auto healthy_whole = [&] {
+        for (swarm::sim::node_id i = 0; i < n; ++i)
+            if (i != grey && c.at(i)->live_count() != n - 1) return false;
+        return true;
+    };
+    EXPECT_TRUE(run_until(c, healthy_whole, 30s));
+    c.net.run_for(30s);
     for (swarm::sim::node_id i = 0; i < n; ++i) {
         if (i == grey) continue;
-        for (const auto& e : c.events[i])
-            if (e.kind == event_kind::failed && e.subject.id != c.identities[grey]->id()) ++wrong;
-        // Every healthy node still sees every healthy node.
-        EXPECT_GE(c.at(i)->live_count(), n - 1) << "node " << i;
+        auto m = c.at(i)->find(c.identities[grey]->id());
+        ASSERT_TRUE(m);
+        // Still out a minute later: its refutations are ignored during the quarantine.
+        EXPECT_EQ(m->state, member_state::dead) << "node " << i;
+        EXPECT_EQ(c.at(i)->live_count(), n - 1) << "node " << i;
     }
-    EXPECT_EQ(wrong, 0u);
+    std::uint64_t removals = 0;
+    for (swarm::sim::node_id i = 0; i < n; ++i) removals += c.at(i)->stats().removals;
+    // The evidence did the work, not only ordinary suspicion (each node counts a removal it applied).
+    EXPECT_GT(removals, n / 2);
 }
 
 TEST(membership_scenario, a_paused_node_refutes_and_is_alive_again) {

@@ -14,7 +14,11 @@ inline constexpr std::uint16_t membership_port = 7946;
 struct cluster {
     swarm::sim::network net;
     std::vector<std::shared_ptr<const swarm::identity>> identities;
+    /// The cluster key every node starts with (for tests that seal traffic themselves).
     swarm::seal::keyring keys;
+    /// Each node's own keyring (copies of a ring share it), holding the cluster key: a rotation can reach
+    /// nodes one at a time.
+    std::vector<swarm::seal::keyring> rings;
     std::shared_ptr<swarm::membership::signature_cache> cache = std::make_shared<swarm::membership::signature_cache>(1 << 20);
     std::vector<std::vector<swarm::membership::event>> events; // per node
 
@@ -29,11 +33,13 @@ struct cluster {
 
     std::uint64_t seed_;
 
-    explicit cluster(std::uint64_t seed) : net(make_network(seed)), seed_(seed) {
+    static std::array<std::byte, 32> cluster_key() {
         std::array<std::byte, 32> key{};
         key.fill(std::byte{0x42});
-        (void)keys.add(key);
+        return key;
     }
+
+    explicit cluster(std::uint64_t seed) : net(make_network(seed)), seed_(seed) { (void)keys.add(cluster_key()); }
 
     /// Adds a node that joins through node 0 (the first node joins nobody).
     swarm::sim::node_id add(swarm::membership::config cfg) {
@@ -48,7 +54,9 @@ struct cluster {
         events.emplace_back();
         if (node != 0) cfg.seeds = {net.endpoint_of(0, membership_port)};
         auto id = identities[node];
-        auto ring = keys;
+        swarm::seal::keyring ring;
+        (void)ring.add(cluster_key());
+        rings.push_back(ring);
         auto cache_ref = cache;
         auto* log = &events;
         auto result = net.add_protocol(node, membership_port, [=](swarm::net::transport& t) {

@@ -37,6 +37,16 @@ struct config {
     double suspicion_max_multiplier = 6;
     unsigned suspicion_confirmations = 3;
 
+    // Grey failures (after Rapid's multi-observer rule). A suspicion is refutable, so a member that still
+    // answers sometimes (80% loss, say) refutes each one and is never removed. Signed suspicions by
+    // `grey_accusers` distinct members within `grey_window`, whatever incarnations they name, prove more than
+    // any one of them: a member that gathers them sends them as one removal, every member that checks the
+    // signatures removes the accused, and its refutations are ignored for `grey_quarantine`. In effect a
+    // member may refute at most grey_accusers - 1 accusers per window. 0 turns the rule off.
+    unsigned grey_accusers = 10;
+    duration grey_window = std::chrono::seconds(20);
+    duration grey_quarantine = std::chrono::minutes(2);
+
     // Dissemination.
     duration gossip_interval = std::chrono::milliseconds(200);
     unsigned gossip_nodes = 3;
@@ -81,9 +91,9 @@ struct config {
     static config swarm_profile();
     /// memberlist's LAN defaults, for side-by-side measurement: probe 1 s, timeout 500 ms, 3 indirect probes,
     /// suspicion multiplier 4 (max 6x), retransmit multiplier 4, gossip to 3 nodes every 200 ms,
-    /// full push-pull every 30 s scaled by cluster size.
+    /// full push-pull every 30 s scaled by cluster size; no grey-failure rule (memberlist has none).
     static config memberlist_lan();
-    /// SWIM without Lifeguard: no local health, no nacks, a fixed suspicion timeout.
+    /// SWIM without Lifeguard: no local health, no nacks, a fixed suspicion timeout, no grey-failure rule.
     static config plain_swim();
 
     detailed_result<void> validate() const;
@@ -102,6 +112,9 @@ struct config {
         f("suspicion_multiplier", suspicion_multiplier);
         f("suspicion_max_multiplier", suspicion_max_multiplier);
         f("suspicion_confirmations", suspicion_confirmations);
+        f("grey_accusers", grey_accusers);
+        f("grey_window", grey_window);
+        f("grey_quarantine", grey_quarantine);
         f("gossip_interval", gossip_interval);
         f("gossip_nodes", gossip_nodes);
         f("retransmit_multiplier", retransmit_multiplier);

@@ -47,6 +47,8 @@ struct statistics {
     std::uint64_t refutations = 0;
     std::uint64_t push_pulls = 0;
     std::uint64_t signatures_verified = 0;
+    /// Members this node removed on the evidence of many accusers (a grey failure), assembled here or received.
+    std::uint64_t removals = 0;
     std::array<std::uint64_t, refusal_count> refused{};
 
     std::uint64_t refused_by(refusal r) const noexcept { return refused[static_cast<std::size_t>(r)]; }

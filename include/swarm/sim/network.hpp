@@ -108,6 +108,12 @@ struct link_config {
     std::size_t queue_limit_bytes = 256 * 1024;
     /// Largest datagram payload; larger ones are dropped.
     std::size_t mtu = 1472;
+    /// A firewall on this path that drops datagrams (outcome::blocked) while streams still pass: UDP blocked,
+    /// TCP working.
+    bool block_datagrams = false;
+    /// The opposite: connects on this path time out and frames stall (open streams break after
+    /// stream_config::break_timeout), while datagrams pass.
+    bool block_streams = false;
 
     detailed_result<void> validate() const;
 
@@ -124,18 +130,28 @@ struct link_config {
         f("bandwidth_bits_per_second", bandwidth_bits_per_second);
         f("queue_limit_bytes", queue_limit_bytes);
         f("mtu", mtu);
+        f("block_datagrams", block_datagrams);
+        f("block_streams", block_streams);
     }
 };
 
-/// The TCP-like streams. They are reliable: link loss, duplication and reordering do not apply to them (TCP
-/// hides those), while latency (kept in order), bandwidth and partitions do. A side that calls close() gets
-/// no on_stream_closed for it; its peer sees an orderly close once every queued frame has arrived.
+/// The TCP-like streams. They are reliable and ordered: duplication and reordering do not apply to them, and
+/// link loss (independent and burst) costs time rather than data, as TCP's retransmissions do: a lost SYN
+/// or SYN-ACK is retried after syn_retry, 2 * syn_retry, ... until connect_timeout; a lost frame arrives
+/// retransmit_timeout, then twice that, ... later, and a frame still not through after break_timeout breaks
+/// the stream (errc::timed_out). Acknowledgements are not subject to loss (a later one covers a lost one).
+/// Latency (kept in order), bandwidth, partitions and link_config::block_streams apply. A side that calls
+/// close() gets no on_stream_closed for it; its peer sees an orderly close once every queued frame has arrived.
 struct stream_config {
     /// A connect with no answer (crashed or unreachable peer) fails with errc::timed_out after this.
     duration connect_timeout = std::chrono::seconds(3);
     /// An open stream whose peer crashed fails with errc::connection_reset after this; one cut by a partition
     /// that lasts this long fails with errc::timed_out.
     duration break_timeout = std::chrono::seconds(5);
+    /// The first retry of a lost SYN (Linux: 1 s), doubling at each further loss.
+    duration syn_retry = std::chrono::seconds(1);
+    /// The first retransmission of a lost frame (Linux's minimum RTO: 200 ms), doubling at each further loss.
+    duration retransmit_timeout = std::chrono::milliseconds(200);
     /// Bytes in flight (sent, not yet acknowledged) per direction, as a TCP window.
     std::size_t window_bytes = 256 * 1024;
     /// queued_bytes() above `high_watermark` arms on_stream_writable, fired when it falls to `low_watermark`.
@@ -149,6 +165,8 @@ struct stream_config {
     void describe(F& f) {
         f("connect_timeout", connect_timeout);
         f("break_timeout", break_timeout);
+        f("syn_retry", syn_retry);
+        f("retransmit_timeout", retransmit_timeout);
         f("window_bytes", window_bytes);
         f("high_watermark", high_watermark);
         f("low_watermark", low_watermark);
@@ -187,8 +205,9 @@ enum class outcome : std::uint8_t {
     paused_overflow, // the receiver is paused and its holding queue is full
     no_listener,     // nothing bound on the destination port
     unknown_address, // no node has that address
+    blocked,         // the link blocks datagrams (link_config::block_datagrams)
 };
-inline constexpr std::size_t outcome_count = 9;
+inline constexpr std::size_t outcome_count = 10;
 std::string_view to_string(outcome) noexcept;
 
 /// One delivered or dropped datagram, as the observer sees it.
