@@ -632,8 +632,21 @@ struct swim::impl {
         }
         const auto recent = static_cast<std::size_t>(
             std::count_if(e.evidence.begin(), e.evidence.end(), [&](const auto& p) { return p.first >= horizon; }));
-        if (recent >= cfg_.grey_accusers) declare_removal(target, e);
+        if (recent >= cfg_.grey_accusers) {
+            std::sort(e.evidence.begin(), e.evidence.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+            std::vector<detail::accusation> newest;
+            for (std::size_t i = 0; i < cfg_.grey_accusers; ++i) newest.push_back(e.evidence[i].second);
+            if (refuted_between(newest)) declare_removal(target, e);
+        }
         return fresh ? evidence::fresh : evidence::known;
+    }
+
+    /// Grey, not gone: the accusations name more than one incarnation, so the member refuted while they
+    /// gathered. A member cut off entirely never refutes; ordinary suspicion declares it dead, and it must
+    /// not be quarantined for longer than the partition lasts.
+    static bool refuted_between(const std::vector<detail::accusation>& evidence) {
+        return std::any_of(evidence.begin(), evidence.end(),
+                           [&](const auto& a) { return a.incarnation != evidence.front().incarnation; });
     }
 
     /// A removal travels in a datagram of its own: at up to ~1 KB it would rarely fit beside piggy-backed
@@ -682,6 +695,7 @@ struct swim::impl {
         if (std::unique(accusers.begin(), accusers.end()) - accusers.begin() <
             static_cast<std::ptrdiff_t>(cfg_.grey_accusers))
             return refuse(refusal::bad_signature, from); // one accuser counted twice is no evidence
+        if (!refuted_between(m.evidence)) return; // the member never refuted: not grey, ordinary death applies
         apply_removal(m.claim.target, e, m);
     }
 

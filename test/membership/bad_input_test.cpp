@@ -135,9 +135,11 @@ TEST(swim_bad_input, a_node_with_the_wrong_key_is_never_half_joined) {
     EXPECT_GT(c.at(0)->stats().refused_by(refusal::unknown_key), 0u);
 }
 
-/// A removal of `target` by `declarer`, with suspicions signed by `accusers` (a member may appear twice).
+/// A removal of `target` by `declarer`, with suspicions signed by `accusers` (a member may appear twice). The
+/// suspicions name incarnations 0 and 1 in turn (the target refuted while they gathered, as a grey member
+/// does) unless `one_incarnation`.
 std::vector<std::byte> removal_of(const swarm_test::cluster& c, swarm::sim::node_id target, swarm::sim::node_id declarer,
-                                  const std::vector<swarm::sim::node_id>& accusers) {
+                                  const std::vector<swarm::sim::node_id>& accusers, bool one_incarnation = false) {
     const std::string label = "swarm";
     const auto label_hash = detail::hash16(std::as_bytes(std::span(label)));
     detail::removal m;
@@ -148,6 +150,7 @@ std::vector<std::byte> removal_of(const swarm_test::cluster& c, swarm::sim::node
         detail::accusation a;
         a.target = m.claim.target;
         a.accuser = c.identities[k]->id();
+        a.incarnation = one_incarnation ? 0 : m.evidence.size() % 2;
         a.sig = c.identities[k]->sign(detail::signed_bytes(detail::message_type::suspect, a, label_hash));
         m.evidence.push_back(a);
     }
@@ -188,6 +191,8 @@ TEST(swim_bad_input, a_removal_without_distinct_signed_accusers_is_refused_and_a
     auto cut = removal_of(c, 2, 3, {3, 4, 5});
     cut.resize(cut.size() / 2);
     send(cut);
+    // Three accusers who all name one incarnation: the target never refuted, so it is cut off, not grey.
+    send(removal_of(c, 2, 3, {3, 4, 5}, true));
     c.net.run_for(1s);
     EXPECT_EQ(victim->stats().refused_by(refusal::bad_signature), 2u);
     EXPECT_GE(victim->stats().refused_by(refusal::malformed), 1u);

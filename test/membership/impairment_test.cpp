@@ -112,6 +112,9 @@ TEST(membership_impairment, one_member_cut_off_for_a_minute_is_back_in_one_view_
     c.net.run_for(30s);
     ASSERT_TRUE(c.net.heal(cut));
     EXPECT_TRUE(run_until(c, [&] { return c.all_see(n); }, 60s));
+    std::uint64_t removals = 0; // dead by ordinary suspicion: a member that never refuted is not grey
+    for (swarm::sim::node_id i = 0; i < n; ++i) removals += c.at(i)->stats().removals;
+    EXPECT_EQ(removals, 0u);
 }
 
 TEST(membership_impairment, a_rolling_key_rotation_refuses_nothing_and_a_node_left_behind_is_refused) {
