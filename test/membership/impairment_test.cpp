@@ -15,24 +15,11 @@ using swarm::membership::event_kind;
 using swarm::membership::member_state;
 using swarm::membership::refusal;
 using swarm_test::cluster;
+using swarm_test::form;
+using swarm_test::run_until;
 
 constexpr std::size_t n = 100;
 
-void form(cluster& c) {
-    for (std::size_t i = 0; i < n; ++i) c.add(config::swarm_profile());
-    for (int i = 0; i < 600 && !c.all_see(n); ++i) c.net.run_for(100ms);
-    ASSERT_TRUE(c.all_see(n));
-    for (auto& e : c.events) e.clear();
-}
-
-bool run_until(cluster& c, const std::function<bool()>& done, swarm::duration limit) {
-    const auto end = c.net.now() + limit;
-    while (c.net.now() < end) {
-        if (done()) return true;
-        c.net.run_for(100ms);
-    }
-    return done();
-}
 
 /// "failed" events about `subject` seen by the other nodes.
 std::size_t failed_about(const cluster& c, swarm::sim::node_id subject) {
@@ -54,7 +41,7 @@ std::size_t failed_others(const cluster& c, swarm::sim::node_id except) {
 
 TEST(membership_impairment, a_member_behind_a_udp_firewall_stays_alive_through_tcp_probes) {
     cluster c(31);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     constexpr swarm::sim::node_id walled = 17;
     auto blocked = c.net.default_link();
     blocked.block_datagrams = true;
@@ -72,7 +59,7 @@ TEST(membership_impairment, a_member_behind_a_udp_firewall_stays_alive_through_t
 
 TEST(membership_impairment, ingress_flapping_every_twenty_seconds_harms_nobody_else_and_heals) {
     cluster c(32);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     constexpr swarm::sim::node_id flapper = 23;
     std::vector<swarm::sim::node_id> rest;
     for (swarm::sim::node_id i = 0; i < n; ++i)
@@ -91,7 +78,7 @@ TEST(membership_impairment, ingress_flapping_every_twenty_seconds_harms_nobody_e
 
 TEST(membership_impairment, a_member_stalled_two_seconds_in_ten_is_never_declared_dead) {
     cluster c(33);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     constexpr swarm::sim::node_id slow = 41;
     for (int round = 0; round < 6; ++round) {
         ASSERT_TRUE(c.net.pause(slow));
@@ -106,7 +93,7 @@ TEST(membership_impairment, a_member_stalled_two_seconds_in_ten_is_never_declare
 
 TEST(membership_impairment, one_member_cut_off_for_a_minute_is_back_in_one_view_within_a_minute) {
     cluster c(34);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     const auto cut = c.net.isolate(55).value();
     ASSERT_TRUE(run_until(c, [&] { return c.all_see_state(55, member_state::dead); }, 30s));
     c.net.run_for(30s);
@@ -119,7 +106,7 @@ TEST(membership_impairment, one_member_cut_off_for_a_minute_is_back_in_one_view_
 
 TEST(membership_impairment, a_rolling_key_rotation_refuses_nothing_and_a_node_left_behind_is_refused) {
     cluster c(35);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     constexpr swarm::sim::node_id behind = 77;
     std::array<std::byte, 32> fresh{};
     fresh.fill(std::byte{0x17});

@@ -14,26 +14,11 @@ using swarm::membership::config;
 using swarm::membership::event_kind;
 using swarm::membership::member_state;
 using swarm_test::cluster;
+using swarm_test::form;
+using swarm_test::run_until;
 
 constexpr std::size_t n = 100;
 
-/// A formed cluster of `n` nodes, with the events of forming it forgotten.
-void form(cluster& c, std::size_t count = n) {
-    for (std::size_t i = 0; i < count; ++i) c.add(config::swarm_profile());
-    for (int i = 0; i < 600 && !c.all_see(count); ++i) c.net.run_for(100ms);
-    ASSERT_TRUE(c.all_see(count));
-    for (auto& e : c.events) e.clear();
-}
-
-/// Runs in 100 ms steps until `done()` or `limit`; checking after every event would cost O(n) per event.
-bool run_until(cluster& c, const std::function<bool()>& done, swarm::duration limit) {
-    const auto end = c.net.now() + limit;
-    while (c.net.now() < end) {
-        if (done()) return true;
-        c.net.run_for(100ms);
-    }
-    return done();
-}
 
 /// "failed" events about any member other than those in `expected`.
 std::size_t false_dead(const cluster& c, const std::set<swarm::sim::node_id>& expected = {}) {
@@ -50,7 +35,7 @@ std::size_t false_dead(const cluster& c, const std::set<swarm::sim::node_id>& ex
 
 TEST(membership_scenario, a_crash_is_seen_by_everyone_within_ten_seconds) {
     cluster c(11);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     ASSERT_TRUE(c.net.crash(42));
     EXPECT_TRUE(run_until(c, [&] { return c.all_see_state(42, member_state::dead); }, 10s));
     EXPECT_TRUE(c.all_see(n - 1));
@@ -59,7 +44,7 @@ TEST(membership_scenario, a_crash_is_seen_by_everyone_within_ten_seconds) {
 
 TEST(membership_scenario, no_false_dead_under_five_percent_loss) {
     cluster c(12);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     auto link = c.net.default_link();
     link.loss = 0.05;
     ASSERT_TRUE(c.net.set_default_link(link));
@@ -70,7 +55,7 @@ TEST(membership_scenario, no_false_dead_under_five_percent_loss) {
 
 TEST(membership_scenario, a_healed_partition_merges_without_a_rejoin) {
     cluster c(13);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     const auto split = c.net.split_halves();
     // Each half declares the other dead; that is right while they cannot talk.
     ASSERT_TRUE(run_until(c, [&] { return c.all_see(n / 2); }, 60s));
@@ -86,7 +71,7 @@ TEST(membership_scenario, a_healed_partition_merges_without_a_rejoin) {
 // counts those as grey_false_dead.)
 TEST(membership_scenario, a_grey_node_is_removed_and_the_healthy_view_is_whole) {
     cluster c(14);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     constexpr swarm::sim::node_id grey = 31;
     auto lossy = c.net.default_link();
     lossy.loss = 0.8;
@@ -118,7 +103,7 @@ TEST(membership_scenario, a_grey_node_is_removed_and_the_healthy_view_is_whole) 
 
 TEST(membership_scenario, a_paused_node_refutes_and_is_alive_again) {
     cluster c(15);
-    form(c);
+    ASSERT_TRUE(form(c, n));
     constexpr swarm::sim::node_id paused = 7;
     ASSERT_TRUE(c.net.pause(paused));
     ASSERT_TRUE(run_until(c, [&] { return c.all_see_state(paused, member_state::dead); }, 30s));

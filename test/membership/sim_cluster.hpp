@@ -4,6 +4,8 @@
 #include <swarm/membership/swim.hpp>
 #include <swarm/sim/network.hpp>
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -91,5 +93,25 @@ struct cluster {
         return true;
     }
 };
+
+/// Runs in 100 ms steps until `done()` or `limit`; checking after every event would cost O(n) per event.
+inline bool run_until(cluster& c, const std::function<bool()>& done, swarm::duration limit) {
+    const auto end = c.net.now() + limit;
+    while (c.net.now() < end) {
+        if (done()) return true;
+        c.net.run_for(std::chrono::milliseconds(100));
+    }
+    return done();
+}
+
+/// Adds `count` nodes with swarm's profile and runs until every node sees them all (at most a minute), then
+/// forgets the events of forming. False when they did not converge.
+inline bool form(cluster& c, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) c.add(swarm::membership::config::swarm_profile());
+    for (int i = 0; i < 600 && !c.all_see(count); ++i) c.net.run_for(std::chrono::milliseconds(100));
+    if (!c.all_see(count)) return false;
+    for (auto& e : c.events) e.clear();
+    return true;
+}
 
 } // namespace swarm_test
