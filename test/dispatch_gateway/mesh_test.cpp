@@ -1,5 +1,6 @@
 // The gateway following a real mesh: two membership agents on loopback; one advertises a model server (the
 // fault_backend test double) in its metadata, the gateway syncs from the other's view and routes to it.
+#include "support/eventually.hpp"
 #include "support/scratch_dir.hpp"
 #include "client.hpp"
 #include "fault_backend.hpp"
@@ -42,14 +43,7 @@ m::agent_config agent_config(const std::filesystem::path& identity, std::vector<
     return c;
 }
 
-bool eventually(const std::function<bool()>& f, std::chrono::milliseconds limit = 10s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-        if (f()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return f();
-}
+using swarm_test::eventually;
 
 TEST(GatewayMesh, RoutesToModelsAdvertisedInMembershipMetadata) {
     temp_dir dir;

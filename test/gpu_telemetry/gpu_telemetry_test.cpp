@@ -1,5 +1,6 @@
 // GPU telemetry: the NVML provider against a fake NVML library the tests build (test/gpu_telemetry/fake_nvml.c,
 // a test double for libnvidia-ml.so.1), and agents on loopback publishing GPU figures to each other.
+#include "support/eventually.hpp"
 #include "support/scratch_dir.hpp"
 #include <swarm/core/config.hpp>
 #include <swarm/membership/agent.hpp>
@@ -232,15 +233,7 @@ struct temp_dir : swarm_test::scratch_dir {
     temp_dir() : scratch_dir("swarm-gpu") {}
 };
 
-/// Polls every 20 ms for at most `limit`.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return condition();
-}
+using swarm_test::eventually;
 
 /// A provider the test scripts: what a host plugs in when its GPUs are not NVIDIA's.
 class scripted_provider final : public m::gpu_provider {

@@ -1,4 +1,5 @@
 // The membership agent on real loopback sockets: five agents with fast timing, each test a few seconds.
+#include "support/eventually.hpp"
 #include "support/scratch_dir.hpp"
 #include <swarm/core/config.hpp>
 #include <swarm/membership/agent.hpp>
@@ -40,15 +41,7 @@ std::filesystem::path samples_dir() {
     return std::filesystem::path(SWARM_SOURCE_DIR) / "samples" / "membership";
 }
 
-/// Polls every 20 ms for at most `limit`.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (condition()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return condition();
-}
+using swarm_test::eventually;
 
 m::agent_config fast_config(const std::filesystem::path& identity_file, std::vector<std::string> seeds = {}) {
     m::agent_config c;
