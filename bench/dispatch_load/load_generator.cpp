@@ -136,7 +136,7 @@ asio::awaitable<void> worker(int k, const options& o, const tcp::resolver::resul
             if (ok) r.latency_us.push_back(us_since(start));
             if (rec || !res.keep_alive()) connected = false;
         } else {
-            // Each SSE chunk as it arrives: its "t" stamp against now.
+            // Each SSE chunk as it arrives: its "t=" stamp against now.
             http::response_parser<http::string_body> parser;
             parser.body_limit(1 << 20);
             std::string pending;
@@ -144,9 +144,9 @@ asio::awaitable<void> worker(int k, const options& o, const tcp::resolver::resul
             auto on_chunk = [&](std::uint64_t, std::string_view body, boost::system::error_code& ec) -> std::size_t {
                 const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
                 pending.append(body);
-                for (std::size_t at; (at = pending.find("\"t\":")) != std::string::npos;) {
+                for (std::size_t at; (at = pending.find("t=")) != std::string::npos;) {
                     std::int64_t sent = 0;
-                    const char* p = pending.data() + at + 4;
+                    const char* p = pending.data() + at + 2;
                     auto [end_ptr, err] = std::from_chars(p, pending.data() + pending.size(), sent);
                     if (err != std::errc{} || end_ptr == pending.data() + pending.size()) break; // partial: wait
                     delays.push_back(static_cast<double>(now_ns - sent) / 1000.0);

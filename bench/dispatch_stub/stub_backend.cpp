@@ -5,9 +5,10 @@
 //
 // One thread, HTTP/1.1 keep-alive. GET /v1/models lists the model "stub". POST /v1/chat/completions (or
 // /v1/completions) answers a 1 KB chat.completion; with "stream":true in the body it answers N SSE chunks
-// (chunked transfer encoding), one every U microseconds, each carrying "t": the steady-clock nanoseconds when it
-// was written, so a client on the same machine measures each chunk's one-way delay. Prints "listening on
-// 127.0.0.1:PORT".
+// (chunked transfer encoding), one every U microseconds, each token's text carrying "t=" and the steady-clock
+// nanoseconds when it was written, so a client on the same machine measures each chunk's one-way delay (in the
+// text, not in a field of its own, because proxies that rebuild chunks, LiteLLM's, keep only known
+// fields). Prints "listening on 127.0.0.1:PORT".
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -83,9 +84,9 @@ asio::awaitable<void> serve(tcp::socket socket, const options& o) {
                               "Transfer-Encoding: chunked\r\n\r\n";
             for (int i = 0; i < o.chunks; ++i) {
                 out += chunk(fmt::format(
-                    "data: {{\"id\":\"chatcmpl-stub\",\"object\":\"chat.completion.chunk\",\"model\":\"stub\",\"t\":{},"
-                    "\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"token{} \"}},\"finish_reason\":null}}]}}\n\n",
-                    now_ns(), i));
+                    "data: {{\"id\":\"chatcmpl-stub\",\"object\":\"chat.completion.chunk\",\"model\":\"stub\","
+                    "\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"token{} t={} \"}},\"finish_reason\":null}}]}}\n\n",
+                    i, now_ns()));
                 auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
                 if (wec) co_return;
                 out.clear();
