@@ -466,6 +466,8 @@ void core::register_backend(backend_entry& b) {
     d.id = b.cfg.id;
     d.endpoint = b.cfg.url;
     d.weight = b.cfg.weight;
+    d.gpu_utilisation = b.cfg.gpu_utilisation;
+    d.gpu_memory_usage = b.cfg.gpu_memory_usage;
     d.models = router_models(b.cfg, b.models());
     d.labels["api"] = b.cfg.api;
     d.healthy = b.healthy;
@@ -1661,6 +1663,8 @@ detailed_result<gateway> gateway::create(gateway_config config, logger log) {
     case routing_policy::round_robin: pipeline = {{round_robin(), 1.0}}; break;
     case routing_policy::power_of_two: pipeline = {{power_of_two(std::random_device{}()), 1.0}}; break;
     }
+    // First, so the policy's own filters and scores see saturated GPUs as fallbacks already.
+    pipeline.insert(pipeline.begin(), stage{gpu_saturation(config.gpu_saturation), 1.0});
     auto r = router::create(config.routing, std::move(pipeline));
     if (!r) return r.error();
     auto p = std::make_unique<impl>(std::move(config), std::move(log), std::move(*r));

@@ -48,6 +48,7 @@ detailed_result<void> gateway_config::validate() const {
     for (std::size_t i = 0; i < api_keys.size(); ++i)
         if (auto r = api_keys[i].validate(); !r) return invalid(fmt::format("api_keys[{}].{}", i, r.error().message));
     if (auto r = routing.validate(); !r) return r;
+    if (auto r = gpu_saturation.validate(); !r) return invalid("gpu_saturation." + r.error().message);
     auto positive = [](duration d) { return d > duration::zero(); };
     if (!positive(header_timeout) || !positive(body_timeout) || !positive(keep_alive_timeout) ||
         !positive(request_timeout) || !positive(stream_idle_timeout) || !positive(connect_timeout) ||
@@ -68,11 +69,37 @@ detailed_result<void> gateway_config::validate() const {
     return {};
 }
 
+namespace {
+
+struct gpu_figures {
+    double utilisation = 0.0;
+    double memory_usage = 0.0;
+};
+
+// A node's GPUs as one backend's figures: mean utilisation, memory used over memory in all.
+gpu_figures gpu_figures_of(const membership::metadata& meta) {
+    gpu_figures f;
+    const auto& gpus = meta.capacity.gpus;
+    if (gpus.empty()) return f;
+    double busy = 0.0, used = 0.0, total = 0.0;
+    for (const auto& g : gpus) {
+        busy += std::min(g.utilisation_percent, 100U) / 100.0;
+        used += static_cast<double>(std::min(g.memory_used_bytes, g.memory_bytes));
+        total += static_cast<double>(g.memory_bytes);
+    }
+    f.utilisation = busy / static_cast<double>(gpus.size());
+    f.memory_usage = total > 0.0 ? used / total : 0.0;
+    return f;
+}
+
+} // namespace
+
 std::vector<backend_config> backends_from_members(std::span<const membership::member> members) {
     std::vector<backend_config> out;
     for (const auto& m : members) {
         if (!m.meta || (m.state != membership::member_state::alive && m.state != membership::member_state::suspect))
             continue;
+        const auto gpu = gpu_figures_of(*m.meta);
         // One backend per (endpoint, api): a server that serves several models is one backend with several.
         std::map<std::pair<std::string, std::string>, std::vector<std::string>> servers;
         for (const auto& s : m.meta->models) {
@@ -87,6 +114,8 @@ std::vector<backend_config> backends_from_members(std::span<const membership::me
             std::sort(models.begin(), models.end());
             models.erase(std::unique(models.begin(), models.end()), models.end());
             b.models = std::move(models);
+            b.gpu_utilisation = gpu.utilisation;
+            b.gpu_memory_usage = gpu.memory_usage;
             out.push_back(std::move(b));
         }
     }
@@ -116,6 +145,8 @@ detailed_result<void> member_sync::apply(router& r, std::span<const membership::
         b.id = c.id;
         b.endpoint = c.url;
         b.weight = c.weight;
+        b.gpu_utilisation = c.gpu_utilisation;
+        b.gpu_memory_usage = c.gpu_memory_usage;
         b.models = router_models(c, c.models);
         b.labels["api"] = c.api;
         const bool is_suspect = suspect.contains(std::string_view(c.id).substr(0, c.id.find('/')));

@@ -40,6 +40,9 @@ detailed_result<void> check_backend(const backend& b) {
         return error{errc::invalid_argument, fmt::format("backend '{}': weight must be finite and > 0", b.id)};
     if (!(b.kv_cache_usage >= 0.0 && b.kv_cache_usage <= 1.0))
         return error{errc::invalid_argument, fmt::format("backend '{}': kv_cache_usage must be within 0..1", b.id)};
+    if (!(b.gpu_utilisation >= 0.0 && b.gpu_utilisation <= 1.0) || !(b.gpu_memory_usage >= 0.0 && b.gpu_memory_usage <= 1.0))
+        return error{errc::invalid_argument,
+                     fmt::format("backend '{}': gpu_utilisation and gpu_memory_usage must be within 0..1", b.id)};
     return {};
 }
 

@@ -86,6 +86,24 @@ public:
     }
 };
 
+class gpu_saturation_scorer final : public scorer {
+public:
+    explicit gpu_saturation_scorer(gpu_saturation_options o) : o_(o) {}
+    std::string_view name() const noexcept override { return "gpu_saturation"; }
+    void score(const request_context&, std::span<const backend_state* const> candidates, std::span<verdict> verdicts,
+               std::span<double>) override {
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            const backend& b = candidates[i]->info;
+            if (verdicts[i] == verdict::preferred &&
+                (b.gpu_utilisation >= o_.max_utilisation || b.gpu_memory_usage >= o_.max_memory_usage))
+                verdicts[i] = verdict::fallback;
+        }
+    }
+
+private:
+    gpu_saturation_options o_;
+};
+
 class power_of_two_scorer final : public scorer {
 public:
     explicit power_of_two_scorer(std::uint64_t seed) : state_(seed) {}
@@ -311,6 +329,14 @@ private:
 
 } // namespace
 
+detailed_result<void> gpu_saturation_options::validate() const {
+    if (!(max_utilisation > 0.0 && max_utilisation <= 1.0))
+        return error{errc::config_invalid_value, "max_utilisation: must be within (0, 1]"};
+    if (!(max_memory_usage > 0.0 && max_memory_usage <= 1.0))
+        return error{errc::config_invalid_value, "max_memory_usage: must be within (0, 1]"};
+    return {};
+}
+
 detailed_result<void> bounded_load_options::validate() const {
     if (!(slack_requests >= 0.0) || !std::isfinite(slack_requests))
         return error{errc::config_invalid_value, "slack_requests: must be finite and >= 0"};
@@ -336,6 +362,10 @@ std::shared_ptr<scorer> least_outstanding() { return std::make_shared<least_outs
 std::shared_ptr<scorer> kv_cache_headroom() { return std::make_shared<kv_cache_headroom_scorer>(); }
 std::shared_ptr<scorer> power_of_two(std::uint64_t seed) { return std::make_shared<power_of_two_scorer>(seed); }
 std::shared_ptr<scorer> weighted_random(std::uint64_t seed) { return std::make_shared<weighted_random_scorer>(seed); }
+std::shared_ptr<scorer> gpu_saturation(gpu_saturation_options options) {
+    Expects(options.validate().has_value());
+    return std::make_shared<gpu_saturation_scorer>(options);
+}
 std::shared_ptr<scorer> bounded_load(bounded_load_options options) {
     Expects(options.validate().has_value());
     return std::make_shared<bounded_load_scorer>(options);

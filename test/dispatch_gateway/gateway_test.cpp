@@ -658,3 +658,33 @@ TEST(GatewayMembership, GatewayServesBackendsFromMembers) {
 }
 
 } // namespace
+
+namespace {
+
+swarm::membership::member gpu_member(std::uint8_t seed, const fault_backend& b, std::uint32_t utilisation_percent) {
+    auto m = member_with(seed, swarm::membership::member_state::alive, {{"gpu-model", b.url(), "openai"}});
+    auto meta = std::make_shared<swarm::membership::metadata>(*m.meta);
+    meta->capacity.gpus = {{"L4", 24ULL << 30, 4ULL << 30, utilisation_percent}};
+    m.meta = std::move(meta);
+    return m;
+}
+
+} // namespace
+
+TEST(GatewayMembership, RequestsAvoidANodeWhoseGpusAreSaturated) {
+    fault_backend hot({}), cool({});
+    auto cfg = base_config({});
+    cfg.policy = d::routing_policy::round_robin; // would alternate, were it not for the telemetry
+    auto g = start(std::move(cfg));
+    const std::string body = R"({"model":"gpu-model","messages":[]})";
+    ASSERT_TRUE(g.gw.sync_members(std::vector{gpu_member(1, hot, 99), gpu_member(2, cool, 20)}));
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(call(g.port, "POST", "/v1/chat/completions", body).status, 200u);
+    EXPECT_EQ(hot.posts(), 0);
+    EXPECT_EQ(cool.posts(), 4);
+
+    // Both saturated: still served rather than refused.
+    ASSERT_TRUE(g.gw.sync_members(std::vector{gpu_member(1, hot, 99), gpu_member(2, cool, 97)}));
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(call(g.port, "POST", "/v1/chat/completions", body).status, 200u);
+    EXPECT_EQ(hot.posts() + cool.posts(), 8);
+    EXPECT_GT(hot.posts(), 0);
+}

@@ -29,6 +29,7 @@
 #include <swarm/core/logger.hpp>
 #include <swarm/core/metrics.hpp>
 #include <swarm/dispatch/router.hpp>
+#include <swarm/dispatch/scorers.hpp>
 #include <swarm/membership/types.hpp>
 #include <swarm/net/endpoint.hpp>
 
@@ -51,6 +52,10 @@ struct backend_config {
     std::string api = "openai";      // "openai", "tgi" or "kserve-v2" (membership::served_model::api)
     std::vector<std::string> models; // empty: learned from the backend (GET /v1/models, TGI's GET /info)
     double weight = 1.0;
+    // GPU telemetry of the serving node, 0..1 (router.hpp's backend): filled by backends_from_members from
+    // membership metadata, never read from a configuration file.
+    double gpu_utilisation = 0.0;
+    double gpu_memory_usage = 0.0;
 
     template <class F>
     void describe(F& f) {
@@ -93,6 +98,8 @@ struct gateway_config {
     std::vector<api_key_config> api_keys;    // empty: no authentication
     routing_policy policy = routing_policy::prefix_affinity;
     router_config routing;
+    // Backends whose GPUs (membership metadata) are this busy or this full become fallbacks, whatever the policy.
+    gpu_saturation_options gpu_saturation;
 
     // Client side.
     std::size_t max_header_bytes = 16 * 1024;   // 431 over it
@@ -141,6 +148,7 @@ struct gateway_config {
         f("api_keys", api_keys);
         f("policy", policy);
         f("routing", routing);
+        f("gpu_saturation", gpu_saturation);
         f("max_header_bytes", max_header_bytes);
         f("max_body_bytes", max_body_bytes);
         f("header_timeout", header_timeout);

@@ -45,6 +45,10 @@ struct backend {
     // Load the backend reports (scraped Prometheus, e.g. vllm:num_requests_waiting and kv_cache_usage_perc).
     std::uint32_t queued = 0;
     double kv_cache_usage = 0.0; // 0..1
+    // GPU telemetry from the serving node's membership metadata (NVML, seconds old): busy fraction averaged
+    // over its GPUs, and GPU memory used over GPU memory in all. 0 when the node reports no GPU.
+    double gpu_utilisation = 0.0;  // 0..1
+    double gpu_memory_usage = 0.0; // 0..1
     double weight = 1.0;         // relative capacity, > 0 (weighted policies)
 
     std::string id;                          // unique within a router; the rendezvous hashes derive from it

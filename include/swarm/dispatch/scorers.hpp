@@ -38,6 +38,23 @@ std::shared_ptr<scorer> weighted_random(std::uint64_t seed);
 /// toward backends with room in their KV cache.
 std::shared_ptr<scorer> kv_cache_headroom();
 
+struct gpu_saturation_options {
+    // A candidate whose GPUs report utilisation or memory use at or above these fractions becomes a fallback.
+    double max_utilisation = 0.95;
+    double max_memory_usage = 0.95;
+
+    template <class F>
+    void describe(F& f) {
+        f("max_utilisation", max_utilisation);
+        f("max_memory_usage", max_memory_usage);
+    }
+    detailed_result<void> validate() const;
+};
+/// A filter on GPU telemetry (backend::gpu_utilisation, gpu_memory_usage): demotes saturated backends to
+/// fallbacks and adds no score. The figures travel by gossip and are seconds old, so they filter rather than
+/// rank: ranking on stale figures would send every request to whichever backend looked coolest last.
+std::shared_ptr<scorer> gpu_saturation(gpu_saturation_options options = {});
+
 struct bounded_load_options {
     // A preferred candidate whose load exceeds the least loaded preferred one's by more than
     // max(slack_requests, slack_fraction * mean load) becomes a fallback.
