@@ -1,6 +1,7 @@
 // The gateway following a real mesh: two membership agents on loopback; one advertises a model server (the
 // fault_backend test double) in its metadata, the gateway syncs from the other's view and routes to it.
 #include "support/eventually.hpp"
+#include "support/fast_agent.hpp"
 #include "support/scratch_dir.hpp"
 #include "client.hpp"
 #include "fault_backend.hpp"
@@ -28,19 +29,7 @@ struct temp_dir : swarm_test::scratch_dir {
 };
 
 m::agent_config agent_config(const std::filesystem::path& identity, std::vector<std::string> seeds) {
-    m::agent_config c;
-    c.driver.bind = swarm::net::endpoint::parse("127.0.0.1:0").value();
-    c.driver.stop_grace = 200ms;
-    c.membership.probe_interval = 100ms;
-    c.membership.probe_timeout = 50ms;
-    c.membership.gossip_interval = 50ms;
-    c.membership.join_retry_interval = 100ms;
-    c.membership.join_retry_max = 500ms;
-    c.identity_file = identity;
-    c.cluster_keys = {"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"};
-    c.seeds = std::move(seeds);
-    c.leave_drain = 200ms;
-    return c;
+    return swarm_test::fast_agent_config(identity, std::string(64, '5'), std::move(seeds));
 }
 
 using swarm_test::eventually;

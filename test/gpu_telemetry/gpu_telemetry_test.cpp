@@ -1,6 +1,7 @@
 // GPU telemetry: the NVML provider against a fake NVML library the tests build (test/gpu_telemetry/fake_nvml.c,
 // a test double for libnvidia-ml.so.1), and agents on loopback publishing GPU figures to each other.
 #include "support/eventually.hpp"
+#include "support/fast_agent.hpp"
 #include "support/scratch_dir.hpp"
 #include <swarm/core/config.hpp>
 #include <swarm/membership/agent.hpp>
@@ -266,17 +267,7 @@ struct pair_of_agents {
     std::optional<m::agent> observer;
 
     m::agent_config config(const std::string& name) const {
-        m::agent_config c;
-        c.driver.bind = swarm::net::endpoint::parse("127.0.0.1:0").value();
-        c.driver.stop_grace = 200ms;
-        c.membership.probe_interval = 100ms;
-        c.membership.probe_timeout = 50ms;
-        c.membership.gossip_interval = 50ms;
-        c.membership.push_pull_interval = 1s;
-        c.membership.join_retry_interval = 100ms;
-        c.membership.join_retry_max = 500ms;
-        c.identity_file = dir.path() / (name + ".key");
-        c.cluster_keys = {std::string(64, 'c')};
+        auto c = swarm_test::fast_agent_config(dir.path() / (name + ".key"), std::string(64, 'c'));
         c.gpu_telemetry.interval = 50ms;
         c.leave_drain = 0ms;
         return c;

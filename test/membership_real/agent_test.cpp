@@ -1,5 +1,6 @@
 // The membership agent on real loopback sockets: five agents with fast timing, each test a few seconds.
 #include "support/eventually.hpp"
+#include "support/fast_agent.hpp"
 #include "support/scratch_dir.hpp"
 #include <swarm/core/config.hpp>
 #include <swarm/membership/agent.hpp>
@@ -44,24 +45,9 @@ std::filesystem::path samples_dir() {
 using swarm_test::eventually;
 
 m::agent_config fast_config(const std::filesystem::path& identity_file, std::vector<std::string> seeds = {}) {
-    m::agent_config c;
-    c.driver.bind = swarm::net::endpoint::parse("127.0.0.1:0").value();
-    c.driver.stop_grace = 200ms;
-    c.driver.connect_timeout = 1s;
-    c.membership.probe_interval = 100ms;
-    c.membership.probe_timeout = 50ms;
-    c.membership.gossip_interval = 50ms;
-    c.membership.push_pull_interval = 1s;
-    c.membership.stream_timeout = 1s;
-    c.membership.join_retry_interval = 100ms;
-    c.membership.join_retry_max = 500ms;
-    c.membership.reconnect_interval = 500ms;
+    auto c = swarm_test::fast_agent_config(identity_file, old_key, std::move(seeds));
     c.membership.gossip_to_dead = 2s;
     c.membership.dead_node_reclaim = 200ms;
-    c.identity_file = identity_file;
-    c.cluster_keys = {old_key};
-    c.seeds = std::move(seeds);
-    c.leave_drain = 200ms;
     // These tests compare metadata exactly; on a machine with GPUs, NVML figures would be added to it.
     c.gpu_telemetry.enabled = false;
     return c;
