@@ -231,7 +231,8 @@ private:
 
 class prefix_affinity_scorer final : public scorer {
 public:
-    explicit prefix_affinity_scorer(prefix_affinity_options o) : index_(o.blocks_per_backend) {}
+    explicit prefix_affinity_scorer(prefix_affinity_options o)
+        : index_(o.blocks_per_backend), exact_(o.exact_blocks), stride_(o.stride) {}
     std::string_view name() const noexcept override { return "prefix_affinity"; }
     bool uses_blocks() const noexcept override { return true; }
 
@@ -239,10 +240,12 @@ public:
                std::span<verdict> verdicts, std::span<double> scores) override {
         const std::size_t n = candidates.size();
         matched_ = 0;
-        // Start the index's cache misses for every block now (the table is large and cold): the binary search
-        // below and on_routed's recording then find their lines loaded instead of waiting on each in turn.
+        matched_samples_ = 0;
+        sample_positions(ctx.blocks.size());
+        // Start the index's cache misses for every recorded position now (the table is large and cold): the
+        // binary search below and on_routed's recording then find their lines loaded instead of waiting on each.
         if (!index_.empty())
-            for (const std::uint64_t h : ctx.blocks) index_.prefetch(h);
+            for (const std::uint32_t k : samples_) index_.prefetch(ctx.blocks[k]);
         const model_cache& mc = cache_for(ctx, candidates);
         for (std::size_t i = 0; i < n; ++i) scores[i] += detail::rendezvous(ctx.affinity_key, mc.keys[i]);
         if (ctx.blocks.empty() || index_.empty()) return;
@@ -254,22 +257,23 @@ public:
             return p < n && verdicts[p] == verdict::preferred ? p : n;
         };
         const auto held = [&](std::size_t k) {
-            const auto* e = index_.find(ctx.blocks[k]);
+            const auto* e = index_.find(ctx.blocks[samples_[k]]);
             if (!e) return false;
             for (const auto& h : e->holders)
                 if (h.slot != detail::prefix_index::no_slot && preferred_position(h.slot) < n) return true;
             return false;
         };
         // Blocks are chained, so a backend holding block k normally holds 0..k: the longest prefix held by a
-        // preferred candidate is a binary search, log2(blocks) lookups rather than one per block.
+        // preferred candidate is a binary search over the recorded positions, log2 of their number lookups.
         if (!held(0)) return;
-        std::size_t lo = 0, hi = ctx.blocks.size();
+        std::size_t lo = 0, hi = samples_.size();
         while (hi - lo > 1) {
             const std::size_t mid = lo + (hi - lo) / 2;
             (held(mid) ? lo : hi) = mid;
         }
-        const auto* e = index_.find(ctx.blocks[lo]);
-        matched_ = lo + 1;
+        const auto* e = index_.find(ctx.blocks[samples_[lo]]);
+        matched_samples_ = lo + 1;
+        matched_ = samples_[lo] + 1;
         holders_.fill(detail::prefix_index::no_slot);
         for (std::size_t k = 0; k < e->holders.size(); ++k) {
             const auto& h = e->holders[k];
@@ -288,8 +292,10 @@ public:
         // refreshed; while the first of them is still recent, so are the rest, and only the new blocks
         // need recording. That turns ~100 lookups for a long shared prompt into one plus the new tail.
         const bool held_prefix = matched_ > 0 && std::find(holders_.begin(), holders_.end(), slot) != holders_.end();
-        if (held_prefix && index_.recent(slot, ctx.blocks[0])) index_.touch_all(slot, ctx.blocks.subspan(matched_));
-        else index_.touch_all(slot, ctx.blocks);
+        const std::size_t from = held_prefix && index_.recent(slot, ctx.blocks[0]) ? matched_samples_ : 0;
+        recorded_.clear();
+        for (std::size_t k = from; k < samples_.size(); ++k) recorded_.push_back(ctx.blocks[samples_[k]]);
+        index_.touch_all(slot, recorded_);
     }
 
     void on_removed(const backend_state& b) override { index_.forget(b.slot); }
@@ -320,9 +326,24 @@ private:
         return mc;
     }
 
+    // The block positions recorded for a prompt of `blocks` blocks: every one below exact_, then every
+    // stride_-th, then the last.
+    void sample_positions(std::size_t blocks) {
+        samples_.clear();
+        for (std::size_t k = 0; k < blocks && k < exact_; ++k) samples_.push_back(static_cast<std::uint32_t>(k));
+        for (std::size_t k = std::size_t{exact_} + stride_ - 1; k < blocks; k += stride_)
+            samples_.push_back(static_cast<std::uint32_t>(k));
+        if (blocks > exact_ && samples_.back() != blocks - 1) samples_.push_back(static_cast<std::uint32_t>(blocks - 1));
+    }
+
     detail::prefix_index index_;
+    std::uint32_t exact_;
+    std::uint32_t stride_;
     std::vector<model_cache> models_; // by model index
     // What score() found for the request on_routed() then records.
+    std::vector<std::uint32_t> samples_;   // positions of the blocks recorded and looked up
+    std::vector<std::uint64_t> recorded_;  // scratch: the hashes on_routed() records
+    std::size_t matched_samples_ = 0;      // how many of samples_ the best candidate holds
     std::size_t matched_ = 0;
     std::array<std::uint32_t, detail::prefix_index::max_holders> holders_{};
 };
@@ -354,6 +375,8 @@ detailed_result<void> session_affinity_options::validate() const {
 detailed_result<void> prefix_affinity_options::validate() const {
     if (blocks_per_backend < 2) return error{errc::config_invalid_value, "blocks_per_backend: must be >= 2"};
     if (blocks_per_backend > (1U << 30)) return error{errc::config_invalid_value, "blocks_per_backend: at most 2^30"};
+    if (exact_blocks < 1) return error{errc::config_invalid_value, "exact_blocks: must be >= 1"};
+    if (stride < 1 || stride > 1024) return error{errc::config_invalid_value, "stride: must be within 1..1024"};
     return {};
 }
 

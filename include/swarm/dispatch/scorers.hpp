@@ -92,10 +92,17 @@ struct prefix_affinity_options {
     // Blocks remembered per backend: the record of what a backend has cached, fed by this router's own
     // decisions and aged out least-recently-routed first. Size it near the backend's KV cache in blocks.
     std::uint32_t blocks_per_backend = 8192;
+    // The first `exact_blocks` blocks of a prompt are recorded one by one; beyond them one block in `stride`
+    // (and the last block), so a long prompt's record costs about 1/stride of its blocks in time and memory,
+    // and a match longer than exact_blocks is known to within stride blocks. stride 1 records every block.
+    std::uint32_t exact_blocks = 16;
+    std::uint32_t stride = 8;
 
     template <class F>
     void describe(F& f) {
         f("blocks_per_backend", blocks_per_backend);
+        f("exact_blocks", exact_blocks);
+        f("stride", stride);
     }
     detailed_result<void> validate() const;
 };
