@@ -409,6 +409,16 @@ detailed_result<http_url> parse_http_url(std::string_view url) {
         port = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
     }
     if (host.empty()) return error{errc::invalid_argument, fmt::format("\"{}\": no host", url)};
+    // A name or IPv4 address (letters, digits, '.', '-', '_'), or in brackets an IPv6 address (hex digits,
+    // ':', '.' for an embedded IPv4, '%' and a zone): anything else would only fail later, when resolved.
+    const bool bracketed = rest.front() == '[';
+    for (const char ch : host) {
+        const bool alnum = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        const bool ok = bracketed ? alnum || ch == ':' || ch == '.' || ch == '%' : alnum || ch == '.' || ch == '-' || ch == '_';
+        if (!ok) return error{errc::invalid_argument, fmt::format("\"{}\": bad character in the host", url)};
+    }
+    if (bracketed && host.find(':') == std::string_view::npos)
+        return error{errc::invalid_argument, fmt::format("\"{}\": brackets hold an IPv6 address", url)};
     if (port.empty()) port = "80";
     unsigned value = 0;
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
@@ -1422,7 +1432,8 @@ awaitable<attempt_result> server::attempt(std::shared_ptr<backend_entry> b, http
     co_return out;
 }
 
-// Request smuggling and header folding checks on the raw head, before Beast parses it.
+} // namespace
+
 std::optional<std::string> raw_head_problem(std::string_view head) {
     if (head.find("\r\n ") != std::string_view::npos || head.find("\r\n\t") != std::string_view::npos)
         return "obsolete line folding (obs-fold) in a header field";
@@ -1441,7 +1452,6 @@ std::optional<std::string> head_problem(const http::request_parser<http::string_
     return std::nullopt;
 }
 
-} // namespace
 
 // A deadline for operations on a bare socket: cancels them when it passes; fired() says that it did.
 class op_deadline {

@@ -4,6 +4,9 @@
 #include <swarm/core/error.hpp>
 #include <swarm/dispatch/gateway.hpp>
 
+#include <boost/beast/http.hpp>
+
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,5 +35,11 @@ struct scraped_load {
     double kv_usage = -1;    // vllm:kv_cache_usage_perc (0..1); -1: not reported
 };
 scraped_load parse_prometheus_load(std::string_view text);
+
+/// Checks of a client's request head, which the gateway refuses with 400 naming the problem: on the raw bytes
+/// before Beast parses them (obsolete line folding), and on the parsed fields (request smuggling: two
+/// Content-Lengths, a Transfer-Encoding other than chunked, not exactly one Host).
+std::optional<std::string> raw_head_problem(std::string_view head);
+std::optional<std::string> head_problem(const boost::beast::http::request_parser<boost::beast::http::string_body>& p);
 
 } // namespace swarm::inline v0::dispatch

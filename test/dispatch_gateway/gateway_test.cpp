@@ -688,3 +688,25 @@ TEST(GatewayMembership, RequestsAvoidANodeWhoseGpusAreSaturated) {
     EXPECT_EQ(hot.posts() + cool.posts(), 8);
     EXPECT_GT(hot.posts(), 0);
 }
+
+TEST(GatewayConfig, BackendUrlsAreParsedStrictly) {
+    auto v4 = d::parse_http_url("http://127.0.0.1:8080/");
+    ASSERT_TRUE(v4) << v4.error().message;
+    EXPECT_EQ(v4->host_header, "127.0.0.1:8080");
+    auto v6 = d::parse_http_url("http://[::1]:9000");
+    ASSERT_TRUE(v6) << v6.error().message;
+    EXPECT_EQ(v6->host, "::1");
+    EXPECT_EQ(v6->host_header, "[::1]:9000");
+    auto name = d::parse_http_url("http://model-server.local");
+    ASSERT_TRUE(name);
+    EXPECT_EQ(name->port, "80");
+    // Found by fuzz_gateway_http: a host of stray brackets and colons used to be accepted as a name.
+    for (const char* bad : {"http://][:1:]:8080/", "http://::1:8080", "http://[example.com]:80", "http://ho$t:1",
+                            "http://[::1]x", "http://:80", "http://h:0", "http://h:65536", "https://h:1", "http://h/p"}) {
+        auto r = d::parse_http_url(bad);
+        EXPECT_FALSE(r) << bad;
+        if (!r) {
+            EXPECT_NE(r.error().message.find(bad), std::string::npos) << r.error().message;
+        }
+    }
+}
