@@ -1,5 +1,7 @@
 // Prefix affinity records the first exact_blocks blocks of a prompt one by one and one block in `stride`
 // beyond them: long shared prefixes still win, and stride 1 keeps block precision.
+#include "support/random_text.hpp"
+
 #include <swarm/core/config.hpp>
 #include <swarm/dispatch/router.hpp>
 #include <swarm/dispatch/scorers.hpp>
@@ -16,17 +18,7 @@ namespace {
 constexpr std::size_t block = 256; // router_config's default block_bytes
 
 // `blocks` blocks of text from `seed`: equal seeds give equal text.
-std::string text_of(std::uint64_t seed, std::size_t blocks) {
-    std::string s(blocks * block, ' ');
-    std::uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 7;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c = static_cast<char>('a' + x % 26);
-    }
-    return s;
-}
+std::string text_of(std::uint64_t seed, std::size_t blocks) { return swarm_test::random_letters(seed, blocks * block); }
 
 struct two_backends {
     sd::router r;

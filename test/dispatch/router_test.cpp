@@ -4,6 +4,7 @@
 #include <swarm/dispatch/scorers.hpp>
 
 #include "dispatch/prefix_index.hpp"
+#include "support/random_text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,18 +50,8 @@ sd::request_view text_request(std::string_view prompt, std::string_view model = 
     return v;
 }
 
-// A prompt of `blocks` 256-byte blocks derived from `seed`: equal seeds give equal prompts.
-std::string prompt_of(std::uint64_t seed, std::size_t bytes) {
-    std::string s(bytes, ' ');
-    std::uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
-    for (auto& c : s) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c = static_cast<char>('a' + x % 26);
-    }
-    return s;
-}
+// `bytes` of prompt text derived from `seed`: equal seeds give equal prompts.
+std::string prompt_of(std::uint64_t seed, std::size_t bytes) { return swarm_test::random_letters(seed, bytes); }
 
 } // namespace
 
