@@ -707,6 +707,17 @@ detailed_result<object_store> object_store::open(const std::filesystem::path& ca
     });
 }
 
+detailed_result<std::size_t> object_store::add_store(std::unique_ptr<shard_store> store) {
+    auto& d = *impl_;
+    if (!store) return error{errc::invalid_argument, "a shard store is null"};
+    if (d.stores.size() >= 256)
+        return error{errc::too_large, "256 shard stores already: a catalog location names at most 256"};
+    // As at open: a store bound to one thread keeps the helper thread away from every store.
+    if (!store->callable_from_any_thread()) d.config.pipeline = false;
+    d.stores.push_back(std::move(store));
+    return d.stores.size() - 1;
+}
+
 object_store::object_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 object_store::object_store(object_store&&) noexcept = default;
 object_store& object_store::operator=(object_store&&) noexcept = default;

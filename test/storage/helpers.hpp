@@ -57,6 +57,16 @@ public:
     }
     void close() { store_.reset(); }
 
+    /// A new node's local store, added to the open object_store (and to every reopen after).
+    std::size_t add_node() {
+        auto s = open_local_shard_store(node_dir(nodes_));
+        EXPECT_TRUE(s) << s.error().describe();
+        auto index = store_->add_store(std::move(*s));
+        EXPECT_TRUE(index) << index.error().describe();
+        EXPECT_EQ(*index, nodes_);
+        return nodes_++;
+    }
+
     object_store& store() { return *store_; }
     std::filesystem::path node_dir(std::size_t i) const { return dir_.path() / ("node" + std::to_string(i)); }
     std::filesystem::path shards_dir(std::size_t i) const { return node_dir(i) / "shards"; }

@@ -503,3 +503,59 @@ TEST(ObjectStore, NoSecretOrPlaintextReachesTheDisk) {
 
 } // namespace
 } // namespace swarm::storage
+
+namespace swarm::storage {
+namespace {
+
+using namespace swarm::storage::testing;
+
+TEST(ObjectStore, StoresAddedAfterOpenTakeNewStripesAndKeepTheOldOnesReadable) {
+    auto config = small_config(4, 2);
+    cluster c(config);
+    std::vector<std::string> data;
+    for (int i = 0; i < 4; ++i) {
+        data.push_back(random_bytes(40000, 100 + i));
+        ASSERT_TRUE(c.put("before-" + std::to_string(i), data.back()));
+    }
+    // Four nodes join the mesh: stores 6..9.
+    for (std::size_t expected = 6; expected < 10; ++expected) EXPECT_EQ(c.add_node(), expected);
+    for (int i = 0; i < 12; ++i) {
+        data.push_back(random_bytes(40000, 200 + i));
+        ASSERT_TRUE(c.put("after-" + std::to_string(i), data.back()));
+    }
+    std::size_t on_new = 0;
+    for (std::size_t node = 6; node < 10; ++node) on_new += c.shard_files(node).size();
+    EXPECT_GT(on_new, 0u) << "no stripe written after the stores joined went to them";
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(c.get("before-" + std::to_string(i)), data[static_cast<std::size_t>(i)]);
+    for (int i = 0; i < 12; ++i) EXPECT_EQ(c.get("after-" + std::to_string(i)), data[4 + static_cast<std::size_t>(i)]);
+
+    // A restart with all ten stores, and the loss of a joined node, repaired.
+    c.reopen();
+    c.lose_node(7);
+    auto repaired = c.store().repair();
+    ASSERT_TRUE(repaired) << repaired.error().describe();
+    for (int i = 0; i < 12; ++i) EXPECT_EQ(c.get("after-" + std::to_string(i)), data[4 + static_cast<std::size_t>(i)]);
+    auto verified = c.store().verify();
+    ASSERT_TRUE(verified);
+    EXPECT_TRUE(verified->healthy()) << verified->missing_shards << " missing";
+}
+
+TEST(ObjectStore, AddingANullStoreOrTheTwoHundredAndFiftySeventhIsRefused) {
+    cluster c(small_config(4, 2));
+    auto null_store = c.store().add_store(nullptr);
+    ASSERT_FALSE(null_store);
+    EXPECT_EQ(null_store.error().code, swarm::errc::invalid_argument);
+    for (std::size_t i = 6; i < 256; ++i) {
+        auto s = open_local_shard_store(c.root() / "extra" / std::to_string(i));
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(c.store().add_store(std::move(*s)));
+    }
+    auto s = open_local_shard_store(c.root() / "extra" / "256");
+    ASSERT_TRUE(s);
+    auto over = c.store().add_store(std::move(*s));
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().code, swarm::errc::too_large);
+}
+
+} // namespace
+} // namespace swarm::storage

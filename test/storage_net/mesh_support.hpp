@@ -89,17 +89,21 @@ public:
     static constexpr std::uint16_t port = 7400;
 
     explicit sim_mesh(std::size_t n, transfer_config config = transfer_defaults(), sim::network_config net = {})
-        : network_(std::move(*sim::network::create(net))) {
-        for (std::size_t i = 0; i < n; ++i) {
-            auto local = open_local_shard_store(dir_.path() / ("node" + std::to_string(i)));
-            EXPECT_TRUE(local) << local.error().describe();
-            locals_.push_back(std::move(*local));
-            nodes_.push_back(network_.add_node());
-            EXPECT_TRUE(network_.add_protocol(nodes_.back(), port, make_shard_transfer(config, locals_.back().get())));
-        }
+        : network_(std::move(*sim::network::create(net))), config_(config) {
+        for (std::size_t i = 0; i < n; ++i) add_storage_node();
         client_ = network_.add_node();
         EXPECT_TRUE(network_.add_protocol(client_, port, make_shard_transfer(config, nullptr)));
         channel_ = make_sim_channel(network_, client_, port, 60s);
+    }
+
+    /// One more storage node serving its own local store; returns its index.
+    std::size_t add_storage_node() {
+        auto local = open_local_shard_store(dir_.path() / ("node" + std::to_string(nodes_.size())));
+        EXPECT_TRUE(local) << local.error().describe();
+        locals_.push_back(std::move(*local));
+        nodes_.push_back(network_.add_node());
+        EXPECT_TRUE(network_.add_protocol(nodes_.back(), port, make_shard_transfer(config_, locals_.back().get())));
+        return nodes_.size() - 1;
     }
 
     sim::network& network() { return network_; }
@@ -125,6 +129,7 @@ public:
 private:
     scratch_dir dir_;
     sim::network network_;
+    transfer_config config_;
     std::vector<std::unique_ptr<shard_store>> locals_;
     std::vector<sim::node_id> nodes_;
     sim::node_id client_ = 0;

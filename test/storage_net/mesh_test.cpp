@@ -227,5 +227,59 @@ TEST(mesh_sim, a_lost_node_is_repaired_onto_the_others) {
     EXPECT_EQ(again->shards_rebuilt, 0u);
 }
 
+TEST(mesh_sim, a_node_that_joins_after_open_takes_new_stripes_and_repairs) {
+    sim_mesh mesh(20);
+    auto placement = mesh.placement(5);
+    std::vector<std::unique_ptr<shard_store>> stores;
+    for (std::size_t i = 0; i < mesh.size(); ++i) stores.push_back(mesh.remote(i));
+    auto opened = object_store::open(mesh.root() / "catalog", std::move(stores), small_config(10, 4), placement.placement(14));
+    ASSERT_TRUE(opened) << opened.error().describe();
+    auto& store = *opened;
+    const auto secret = generate_convergence_secret();
+    const auto reader = generate_reader_keys();
+    std::vector<std::string> data;
+    const auto put = [&](int i) {
+        data.push_back(random_text(120'000, 300 + static_cast<std::uint64_t>(i)));
+        std::istringstream in(data.back());
+        ASSERT_TRUE(store.put("obj" + std::to_string(i), in, {secret, {reader.public_key}, {}}));
+    };
+    put(0);
+    put(1);
+
+    // Node 20 joins in a zone of its own: membership adds it to the placement table, the store gets its index.
+    const std::size_t joined = mesh.add_storage_node();
+    auto index = placement.upsert({node_name(joined), mesh.address(joined), "z5", "r10", 0, true});
+    ASSERT_TRUE(index);
+    auto added = store.add_store(mesh.remote(joined));
+    ASSERT_TRUE(added) << added.error().describe();
+    ASSERT_EQ(*added, *index);
+    EXPECT_TRUE(mesh.local(joined).list()->empty());
+    put(2);
+    put(3);
+    EXPECT_GT(mesh.local(joined).list()->size(), 0u) << "new stripes skipped the node that joined";
+
+    // A node dies: the joined node can take its shards.
+    ASSERT_TRUE(mesh.network().crash(mesh.node(4)));
+    ASSERT_TRUE(placement.set_live(4, false));
+    std::set<std::size_t> targets;
+    repair_options options;
+    options.relocate = placement.relocation();
+    options.on_event = [&](const repair_event& e) {
+        if (e.kind == repair_event_kind::shard_rebuilt) targets.insert(e.to_store);
+    };
+    auto report = store.repair({}, options);
+    ASSERT_TRUE(report) << report.error().describe();
+    EXPECT_EQ(report->unrecoverable_stripes, 0u);
+    EXPECT_TRUE(targets.contains(joined));
+    auto health = store.verify();
+    ASSERT_TRUE(health);
+    EXPECT_TRUE(health->healthy());
+    for (int i = 0; i < 4; ++i) {
+        std::ostringstream out;
+        ASSERT_TRUE(store.get("obj" + std::to_string(i), out, reader));
+        EXPECT_EQ(out.str(), data[static_cast<std::size_t>(i)]);
+    }
+}
+
 } // namespace
 } // namespace swarm::storage

@@ -67,7 +67,9 @@ public:
     /// unsupported_version, naming the file, when it is not such a table.
     static detailed_result<mesh_placement> load(const std::filesystem::path& file);
 
-    /// For object_store::open with `shards` = k+m; refers to this object, which must outlive the store.
+    /// For object_store::open with `shards` = k+m; refers to this object, which must outlive the store. A node
+    /// added later (upsert, update) needs its store added too: object_store::add_store returns the same index
+    /// when called for each new node in the order they were added here.
     placement_function placement(unsigned shards) const;
     /// For repair_options::relocate: a shard whose node is not live moves to the best live node that holds no
     /// shard of the stripe; a shard on a live node is rebuilt in place. Refers to this object.

@@ -137,6 +137,12 @@ public:
                                               std::vector<std::unique_ptr<shard_store>> stores,
                                               object_store_config config = {}, placement_function placement = {});
 
+    /// Adds a store (a node that joined the mesh) and returns its index, the next one: stores are never
+    /// renumbered, since the catalog records shard locations as indices. New stripes may go to it at once;
+    /// existing ones move only through repair's relocation. Call it between operations, from the thread
+    /// that uses this object. invalid_argument for a null store; too_large beyond 256 stores.
+    detailed_result<std::size_t> add_store(std::unique_ptr<shard_store> store);
+
     object_store(object_store&&) noexcept;
     object_store& operator=(object_store&&) noexcept;
     ~object_store();
