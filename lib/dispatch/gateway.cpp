@@ -1698,6 +1698,8 @@ detailed_result<gateway> gateway::create(gateway_config config, logger log) {
     case routing_policy::least_outstanding: pipeline = {{least_outstanding(), 1.0}}; break;
     case routing_policy::round_robin: pipeline = {{round_robin(), 1.0}}; break;
     case routing_policy::power_of_two: pipeline = {{power_of_two(std::random_device{}()), 1.0}}; break;
+    case routing_policy::session_affinity: pipeline = {{session_affinity(), 1.0}}; break;
+    case routing_policy::weighted: pipeline = {{weighted_random(std::random_device{}()), 1.0}}; break;
     }
     // First, so the policy's own filters and scores see saturated GPUs as fallbacks already.
     pipeline.insert(pipeline.begin(), stage{gpu_saturation(config.gpu_saturation), 1.0});

@@ -207,7 +207,9 @@ public:
 
     void score(const request_context& ctx, std::span<const backend_state* const> candidates,
                std::span<verdict> verdicts, std::span<double> scores) override {
-        if (ctx.session_hash == 0) return;
+        // Without a session key the prompt's first block stands in for one: such requests spread by it under
+        // the same load bound, and a repeated opening keeps its backend, instead of all tying on one.
+        const std::uint64_t key = ctx.session_hash != 0 ? ctx.session_hash : ctx.affinity_key;
         double total = 0.0;
         std::size_t count = 0;
         for (std::size_t i = 0; i < candidates.size(); ++i) {
@@ -219,7 +221,7 @@ public:
             count == 0 ? 0.0 : std::ceil(o_.load_factor * (total + 1.0) / static_cast<double>(count));
         for (std::size_t i = 0; i < candidates.size(); ++i) {
             if (verdicts[i] == verdict::excluded) continue;
-            const double w = detail::rendezvous(ctx.session_hash, candidates[i]->key);
+            const double w = detail::rendezvous(key, candidates[i]->key);
             const bool within = verdicts[i] == verdict::preferred && candidates[i]->load() + 1.0 <= capacity;
             scores[i] += within ? 1.0 + w : w;
         }

@@ -577,3 +577,15 @@ TEST(dispatch_router, load_counts_follow_a_backend_across_models_and_set_changes
     // Every n* has one request, "both" two, "only-b" none now.
     EXPECT_EQ(chosen_id(*r, text_request("x", "b")), "only-b");
 }
+
+TEST(dispatch_router, session_affinity_without_a_session_hashes_the_prompt_opening) {
+    auto r = make_router({{sd::session_affinity(), 1.0}}, 8);
+    std::set<std::string> used;
+    for (int p = 0; p < 40; ++p) {
+        const std::string prompt = prompt_of(static_cast<std::uint64_t>(p), 600);
+        const std::string first = chosen_id(r, text_request(prompt));
+        used.insert(first);
+        EXPECT_EQ(chosen_id(r, text_request(prompt)), first) << p; // nothing outstanding: the same one again
+    }
+    EXPECT_GE(used.size(), 5u); // distinct openings spread instead of all tying on one backend
+}

@@ -710,3 +710,36 @@ TEST(GatewayConfig, BackendUrlsAreParsedStrictly) {
         }
     }
 }
+
+TEST(Gateway, SessionAffinityKeepsASessionOnOneBackendAndSpreadsSessions) {
+    fault_backend b0({"m"}), b1({"m"}), b2({"m"});
+    auto cfg = base_config({&b0, &b1, &b2});
+    cfg.policy = d::routing_policy::session_affinity;
+    auto g = start(std::move(cfg));
+    const std::array<const fault_backend*, 3> all{&b0, &b1, &b2};
+    const auto served_by = [&](const std::string& header, const std::string& body) {
+        std::array<int, 3> before{};
+        for (std::size_t i = 0; i < 3; ++i) before[i] = all[i]->posts();
+        EXPECT_EQ(call(g.port, "POST", "/v1/chat/completions", body, header).status, 200u);
+        for (std::size_t i = 0; i < 3; ++i)
+            if (all[i]->posts() != before[i]) return static_cast<int>(i);
+        return -1;
+    };
+    std::set<int> used;
+    for (int s = 0; s < 12; ++s) {
+        const std::string header = fmt::format("x-session-id: session-{}\r\n", s);
+        const int first = served_by(header, chat);
+        ASSERT_GE(first, 0);
+        used.insert(first);
+        for (int again = 0; again < 2; ++again) EXPECT_EQ(served_by(header, chat), first) << s;
+    }
+    EXPECT_GE(used.size(), 2u); // twelve sessions do not all land on one backend
+    // The "user" field names a session too.
+    const std::string by_user = R"({"model":"m","user":"alice","messages":[{"role":"user","content":"hello"}]})";
+    const int alice = served_by("", by_user);
+    EXPECT_EQ(served_by("", by_user), alice);
+
+    auto parsed = swarm::config::parse<d::gateway_config>(R"({"policy": "weighted"})");
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->policy, d::routing_policy::weighted);
+}

@@ -84,12 +84,23 @@ struct api_key_config {
 };
 
 /// How routing policies are picked from configuration.
-enum class routing_policy : std::uint8_t { prefix_affinity, least_outstanding, round_robin, power_of_two };
-constexpr std::array<config::enum_name<routing_policy>, 4> describe_enum(routing_policy) {
+/// session_affinity: consistent hashing with bounded loads on the request's "user" field or x-session-id
+/// header (else its prompt's first block); weighted: random in proportion to backend_config::weight.
+enum class routing_policy : std::uint8_t {
+    prefix_affinity,
+    least_outstanding,
+    round_robin,
+    power_of_two,
+    session_affinity,
+    weighted
+};
+constexpr std::array<config::enum_name<routing_policy>, 6> describe_enum(routing_policy) {
     return {{{routing_policy::prefix_affinity, "prefix_affinity"},
              {routing_policy::least_outstanding, "least_outstanding"},
              {routing_policy::round_robin, "round_robin"},
-             {routing_policy::power_of_two, "power_of_two"}}};
+             {routing_policy::power_of_two, "power_of_two"},
+             {routing_policy::session_affinity, "session_affinity"},
+             {routing_policy::weighted, "weighted"}}};
 }
 
 struct gateway_config {

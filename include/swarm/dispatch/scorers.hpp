@@ -85,7 +85,7 @@ struct session_affinity_options {
 /// Rendezvous (highest random weight) hashing of the session key over the candidates, so adding or removing a
 /// backend moves only the sessions it wins or held; a candidate at its load bound passes the session on to
 /// the next in the key's order. Scores 1 + w for candidates within the bound and w over it (w in [0, 1));
-/// requests without a session key get no opinion from it.
+/// a request without a session key is hashed by its prompt's first block instead.
 std::shared_ptr<scorer> session_affinity(session_affinity_options options = {});
 
 struct prefix_affinity_options {
