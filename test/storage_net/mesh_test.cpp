@@ -11,6 +11,13 @@ namespace {
 
 using namespace swarm::storage::testing;
 
+// An object store over every node of the mesh, 10+4, shards placed by `placement`.
+detailed_result<object_store> open_over(sim_mesh& mesh, const mesh_placement& placement) {
+    std::vector<std::unique_ptr<shard_store>> stores;
+    for (std::size_t i = 0; i < mesh.size(); ++i) stores.push_back(mesh.remote(i));
+    return object_store::open(mesh.root() / "catalog", std::move(stores), small_config(10, 4), placement.placement(14));
+}
+
 chunk_id stripe_of(std::uint64_t i) {
     chunk_id id{};
     for (std::size_t b = 0; b < 8; ++b) id[b] = static_cast<std::uint8_t>(i >> (8 * b));
@@ -154,9 +161,7 @@ TEST(mesh_placement_test, the_node_table_survives_a_restart_and_bad_files_are_na
 TEST(mesh_sim, a_lost_node_is_repaired_onto_the_others) {
     sim_mesh mesh(20);
     auto placement = mesh.placement(5);
-    std::vector<std::unique_ptr<shard_store>> stores;
-    for (std::size_t i = 0; i < mesh.size(); ++i) stores.push_back(mesh.remote(i));
-    auto opened = object_store::open(mesh.root() / "catalog", std::move(stores), small_config(10, 4), placement.placement(14));
+    auto opened = open_over(mesh, placement);
     ASSERT_TRUE(opened) << opened.error().describe();
     auto& store = *opened;
     const auto secret = generate_convergence_secret();
@@ -230,9 +235,7 @@ TEST(mesh_sim, a_lost_node_is_repaired_onto_the_others) {
 TEST(mesh_sim, a_node_that_joins_after_open_takes_new_stripes_and_repairs) {
     sim_mesh mesh(20);
     auto placement = mesh.placement(5);
-    std::vector<std::unique_ptr<shard_store>> stores;
-    for (std::size_t i = 0; i < mesh.size(); ++i) stores.push_back(mesh.remote(i));
-    auto opened = object_store::open(mesh.root() / "catalog", std::move(stores), small_config(10, 4), placement.placement(14));
+    auto opened = open_over(mesh, placement);
     ASSERT_TRUE(opened) << opened.error().describe();
     auto& store = *opened;
     const auto secret = generate_convergence_secret();
