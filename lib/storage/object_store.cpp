@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <climits>
 #include <chrono>
@@ -55,6 +56,9 @@ detailed_result<void> object_store_config::validate() const {
         return error{errc::config_invalid_value, "cipher: unknown suite"};
     if (cipher != cipher_suite::automatic && !detail::cipher_available(cipher))
         return error{errc::config_invalid_value, "cipher: AES-256-GCM needs AES-NI, which this CPU lacks"};
+    if (extra_reads > erasure.parity_shards)
+        return error{errc::config_invalid_value,
+                     fmt::format("extra_reads {} exceeds the {} parity shards", extra_reads, erasure.parity_shards)};
     if (inline_limit > chunking.max_size)
         return error{errc::config_invalid_value,
                      fmt::format("inline_limit {} exceeds chunking.max_size {}", inline_limit, chunking.max_size)};
@@ -176,22 +180,63 @@ struct object_store::impl {
         return stripe_row{id, stored, std::move(*locations)};
     }
 
-    // Reads the first k intact shards of a stripe (never shard `skip`) into `b` and rebuilds the data
+    // Reads the first k intact shards of a stripe to arrive (never shard `skip`) into `b` and rebuilds the data
     // fragments. `locations` is the stripe's catalog row: the catalog is only read on the calling thread.
     detailed_result<void> read_stripe(const chunk_id& id, std::span<const std::uint8_t> locations, std::uint64_t stored,
                                       stripe_buffer& b, unsigned skip = UINT_MAX) {
         const std::size_t frag = fragment(stored);
         size_buffer(b, frag);
+        // Arrival flags outlive this call: a notification may still be under way for a shard given up on.
+        struct arrivals {
+            explicit arrivals(unsigned shards) : arrived(shards) {}
+            std::vector<std::atomic<bool>> arrived;
+        };
+        const auto seen = std::make_shared<arrivals>(n());
+        std::vector<unsigned> asked; // ascending
+        std::vector<bool> taken(n(), false);
+        unsigned next = 0;
+        const auto ask = [&]() -> bool {
+            while (next < n() && next == skip) ++next;
+            if (next >= n()) return false;
+            const unsigned i = next++;
+            asked.push_back(i);
+            stores[locations[i]]->prefetch_notify({id, static_cast<std::uint16_t>(i)}, frag,
+                                                  [seen, i] { seen->arrived[i].store(true, std::memory_order_release); });
+            return true;
+        };
+        for (unsigned j = 0; j < k() + config.extra_reads && ask(); ++j) {}
+        const auto waiting = [&] {
+            for (const unsigned i : asked)
+                if (!taken[i] && seen->arrived[i].load(std::memory_order_acquire)) return true;
+            return false;
+        };
         std::vector<unsigned> present;
-        std::vector<const std::uint8_t*> inputs;
-        prefetch(id, locations, frag, [&](unsigned i) { return i != skip; });
-        for (unsigned i = 0; i < n() && present.size() < k(); ++i) {
-            if (i == skip) continue;
-            auto r = stores[locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag));
-            if (!r) continue; // missing or corrupt: the next shard stands in
-            present.push_back(i);
-            inputs.push_back(slot(b, i, frag));
+        while (present.size() < k()) {
+            bool took = false;
+            for (std::size_t a = 0; a < asked.size() && present.size() < k(); ++a) {
+                const unsigned i = asked[a];
+                if (taken[i] || !seen->arrived[i].load(std::memory_order_acquire)) continue;
+                taken[i] = took = true;
+                if (stores[locations[i]]->get({id, static_cast<std::uint16_t>(i)}, as_bytes(slot(b, i, frag), frag)))
+                    present.push_back(i);
+                else
+                    ask(); // missing or corrupt: another shard stands in
+            }
+            if (took || present.size() >= k()) continue;
+            const auto outstanding = std::ranges::find_if(asked, [&](unsigned i) { return !taken[i]; });
+            if (outstanding == asked.end()) {
+                if (!ask()) break; // every shard tried
+                continue;
+            }
+            // Nothing new: wait for the next arrival. A store that gives up (its wait limit) counts as slow, and
+            // one more shard is asked for while any is left.
+            if (!stores[locations[*outstanding]]->wait_until(waiting) && !ask()) break;
         }
+        for (const unsigned i : asked)
+            if (!taken[i]) stores[locations[i]]->cancel_prefetch({id, static_cast<std::uint16_t>(i)});
+        std::ranges::sort(present);
+        std::vector<const std::uint8_t*> inputs;
+        for (const unsigned i : present) inputs.push_back(slot(b, i, frag));
         if (present.size() < k())
             return error{errc::data_unavailable,
                          fmt::format("stripe {}: only {} intact shards of the {} needed", hex_prefix(id), present.size(), k())};

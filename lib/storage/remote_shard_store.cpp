@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -136,25 +137,45 @@ public:
         });
         return {};
     }
-    void prefetch(const shard_id& id, std::size_t length) override {
-        if (length > UINT32_MAX) return;
+    void prefetch(const shard_id& id, std::size_t length) override { prefetch_notify(id, length, {}); }
+
+    void prefetch_notify(const shard_id& id, std::size_t length, std::function<void()> arrived) override {
+        if (length > UINT32_MAX) {
+            if (arrived) arrived(); // get() fails at once
+            return;
+        }
         auto p = pipeline_;
         std::uint64_t serial = 0;
+        bool arrived_already = false;
         channel_->locked([&] {
-            for (const auto& f : p->fetches)
-                if (f.id == id && f.length == length) return; // already on its way
-            if (p->fetches.size() >= max_prefetched) p->fetches.pop_front(); // never asked for: its reply is dropped
+            for (auto& f : p->fetches)
+                if (f.id == id && f.length == length) { // already on its way
+                    arrived_already = f.reply.has_value();
+                    if (!arrived_already && arrived) f.arrived = std::move(arrived);
+                    return;
+                }
+            if (p->fetches.size() >= max_prefetched) { // never asked for: its reply is dropped
+                // Whoever waits on it is told now; its get() will fetch it afresh.
+                if (p->fetches.front().arrived) std::exchange(p->fetches.front().arrived, {})();
+                p->fetches.pop_front();
+            }
             serial = ++p->serial;
-            p->fetches.push_back({serial, id, length, std::nullopt});
+            p->fetches.push_back({serial, id, length, std::nullopt, std::move(arrived)});
         });
+        if (arrived_already && arrived) arrived();
         if (serial == 0) return;
         transfer_request r{transfer_op::get, id};
         r.length = static_cast<std::uint32_t>(length);
         channel_->start(peer_, std::move(r), [p, serial](transfer_reply reply) {
             for (auto& f : p->fetches)
-                if (f.serial == serial) f.reply = std::move(reply);
+                if (f.serial == serial) {
+                    f.reply = std::move(reply);
+                    if (f.arrived) std::exchange(f.arrived, {})();
+                }
         });
     }
+    bool wait_until(const std::function<bool()>& done) override { return channel_->wait(done); }
+    void cancel_prefetch(const shard_id& id) override { forget_prefetched(id); }
     result<void> get(const shard_id& id, std::span<std::byte> out) override {
         if (out.size() > UINT32_MAX) return errc::too_large;
         auto reply = take_prefetched(id, out.size());
@@ -220,6 +241,7 @@ private:
         shard_id id;
         std::size_t length = 0;
         std::optional<transfer_reply> reply;
+        std::function<void()> arrived; // prefetch_notify's, called when the reply lands
     };
     static constexpr std::size_t max_prefetched = 64;
     struct pipeline {

@@ -557,5 +557,15 @@ TEST(ObjectStore, AddingANullStoreOrTheTwoHundredAndFiftySeventhIsRefused) {
     EXPECT_EQ(over.error().code, swarm::errc::too_large);
 }
 
+TEST(ObjectStore, MoreExtraReadsThanParityShardsIsRefused) {
+    auto config = small_config(4, 2);
+    config.extra_reads = 3;
+    auto r = config.validate();
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("extra_reads"), std::string::npos) << r.error().message;
+    config.extra_reads = 2;
+    EXPECT_TRUE(config.validate());
+}
+
 } // namespace
 } // namespace swarm::storage

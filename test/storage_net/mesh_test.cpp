@@ -12,10 +12,12 @@ namespace {
 using namespace swarm::storage::testing;
 
 // An object store over every node of the mesh, 10+4, shards placed by `placement`.
-detailed_result<object_store> open_over(sim_mesh& mesh, const mesh_placement& placement) {
+detailed_result<object_store> open_over(sim_mesh& mesh, const mesh_placement& placement,
+                                        object_store_config config = small_config(10, 4),
+                                        const std::string& catalog = "catalog") {
     std::vector<std::unique_ptr<shard_store>> stores;
     for (std::size_t i = 0; i < mesh.size(); ++i) stores.push_back(mesh.remote(i));
-    return object_store::open(mesh.root() / "catalog", std::move(stores), small_config(10, 4), placement.placement(14));
+    return object_store::open(mesh.root() / catalog, std::move(stores), config, placement.placement(14));
 }
 
 chunk_id stripe_of(std::uint64_t i) {
@@ -282,6 +284,41 @@ TEST(mesh_sim, a_node_that_joins_after_open_takes_new_stripes_and_repairs) {
         ASSERT_TRUE(store.get("obj" + std::to_string(i), out, reader));
         EXPECT_EQ(out.str(), data[static_cast<std::size_t>(i)]);
     }
+}
+
+// Reads take the first k shards to arrive: a node 3 s away (each way) holds a shard of every stripe, a data
+// shard of most; with two extra shards asked for, a get does not wait for it, and without them it does.
+TEST(mesh_sim, a_slow_node_does_not_hold_reads_back) {
+    sim_mesh mesh(14);
+    auto placement = mesh.placement(7);
+    auto config = small_config(10, 4);
+    const auto reader = generate_reader_keys();
+    const std::string data = random_text(400'000, 77);
+    const std::size_t slow = 3;
+    sim::link_config far;
+    far.latency = 3s;
+    const auto timed_get = [&](object_store& store) {
+        const auto start = mesh.network().now();
+        std::ostringstream out;
+        auto r = store.get("obj", out, reader);
+        EXPECT_TRUE(r) << r.error().describe();
+        EXPECT_EQ(out.str(), data);
+        return mesh.network().now() - start;
+    };
+    {
+        auto store = open_over(mesh, placement, config);
+        ASSERT_TRUE(store) << store.error().describe();
+        std::istringstream in(data);
+        ASSERT_TRUE(store->put("obj", in, {generate_convergence_secret(), {reader.public_key}, {}}));
+        ASSERT_TRUE(mesh.network().set_link(mesh.client(), mesh.node(slow), far));
+        ASSERT_TRUE(mesh.network().set_link(mesh.node(slow), mesh.client(), far));
+        EXPECT_LT(timed_get(*store), 1s);
+    }
+    // The same catalog read k shards at a time: every stripe whose data shard is on the slow node waits 6 s.
+    config.extra_reads = 0;
+    auto strict = open_over(mesh, placement, config);
+    ASSERT_TRUE(strict) << strict.error().describe();
+    EXPECT_GE(timed_get(*strict), 6s);
 }
 
 } // namespace

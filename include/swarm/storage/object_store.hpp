@@ -42,6 +42,11 @@ struct object_store_config {
     /// Put hashes the next chunk, and get fetches and decodes the next stripe, on a second thread of the store
     /// while the calling thread finishes the current one. false keeps every step on the calling thread.
     bool pipeline = true;
+    /// A stripe read asks for this many shards beyond k and decodes from the first k to arrive, so that many
+    /// slow or stalled nodes do not hold a read back; when every node answers, each costs one shard's bytes
+    /// in transfer per stripe. Stores whose gets never wait (local ones) are read k shards in order as before.
+    /// At most the parity count.
+    unsigned extra_reads = 2;
 
     detailed_result<void> validate() const;
 };

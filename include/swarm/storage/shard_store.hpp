@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -39,12 +40,27 @@ public:
     virtual result<std::vector<shard_id>> list() = 0;
     /// Makes every put and remove so far survive a crash.
     virtual result<void> sync() = 0;
-    /// A hint that get(id) with an `out` of `length` bytes follows soon; a remote store starts fetching it so
-    /// that the gets of one stripe overlap. Does nothing by default.
     /// False when every call must come from one thread, even across different stores (a store driven by the
     /// simulator runs the simulation inside its calls); an object store then keeps its helper thread idle.
     virtual bool callable_from_any_thread() const noexcept { return true; }
+    /// A hint that get(id) with an `out` of `length` bytes follows soon; a remote store starts fetching it so
+    /// that the gets of one stripe overlap. Does nothing by default.
     virtual void prefetch(const shard_id& id, std::size_t length) { (void)id, (void)length; }
+
+    // Reading the first shards to arrive. A store whose get() never waits keeps the defaults: every shard
+    // counts as arrived at once.
+
+    /// prefetch() that calls `arrived` once get(id) would no longer wait: on any thread, possibly before it
+    /// returns, and at most once. `arrived` must be quick and take no lock.
+    virtual void prefetch_notify(const shard_id& id, std::size_t length, std::function<void()> arrived) {
+        prefetch(id, length);
+        arrived();
+    }
+    /// Waits until `done()` holds while this store's transfers progress; false when the store gave up first
+    /// (its wait limit). `done` must take no lock.
+    virtual bool wait_until(const std::function<bool()>& done) { return done(); }
+    /// The reply of a prefetch nobody will get() any more may be dropped.
+    virtual void cancel_prefetch(const shard_id& id) { (void)id; }
 };
 
 /// A directory of shard files, each written to a temporary name, fsynced, renamed into place, and covered by
