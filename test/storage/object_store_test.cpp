@@ -1,4 +1,5 @@
 #include "helpers.hpp"
+#include "support/flip_byte.hpp"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,15 +137,7 @@ TEST(ObjectStore, RangeReadsSkipStripesOutsideTheRange) {
     EXPECT_EQ(c.store().get("b", out, c.reader(), {65535, 2}).error(), errc::data_unavailable);
 }
 
-void flip_byte(const std::filesystem::path& f, std::uintmax_t at) {
-    std::fstream s(f, std::ios::in | std::ios::out | std::ios::binary);
-    s.seekg(static_cast<std::streamoff>(at));
-    char ch;
-    s.read(&ch, 1);
-    ch ^= 0x01;
-    s.seekp(static_cast<std::streamoff>(at));
-    s.write(&ch, 1);
-}
+using swarm_test::flip_byte;
 
 TEST(ObjectStore, EveryKindOfCorruptionIsDetectedSkippedAndRepaired) {
     auto config = small_config();
