@@ -33,7 +33,6 @@
 #include <array>
 #include <atomic>
 #include <charconv>
-#include <tuple>
 #include <cmath>
 #include <cstring>
 #include <deque>
@@ -43,6 +42,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 namespace swarm::inline v0::dispatch {
 
@@ -496,14 +496,7 @@ scraped_load parse_prometheus_load(std::string_view text) {
 void core::register_backend(backend_entry& b) {
     const bool want = !b.removed && b.healthy && !b.models().empty();
     if (!want && !b.checked_once) return;
-    backend d;
-    d.id = b.cfg.id;
-    d.endpoint = b.cfg.url;
-    d.weight = b.cfg.weight;
-    d.gpu_utilisation = b.cfg.gpu_utilisation;
-    d.gpu_memory_usage = b.cfg.gpu_memory_usage;
-    d.models = router_models(b.cfg, b.models());
-    d.labels["api"] = b.cfg.api;
+    backend d = router_backend(b.cfg, b.models());
     d.healthy = b.healthy;
     d.ejected = b.breaker == breaker_state::open;
     if (d.models.empty()) {
@@ -1477,7 +1470,6 @@ std::optional<std::string> head_problem(const http::request_parser<http::string_
     if (h.count(http::field::host) != 1) return "exactly one Host field is required";
     return std::nullopt;
 }
-
 
 // A deadline for operations on a bare socket: cancels them when it passes; fired() says that it did.
 class op_deadline {

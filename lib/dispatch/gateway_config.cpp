@@ -122,16 +122,22 @@ std::vector<backend_config> backends_from_members(std::span<const membership::me
     return out;
 }
 
-std::vector<std::string> router_models(const backend_config& b, std::span<const std::string> models) {
-    std::vector<std::string> out;
+backend router_backend(const backend_config& b, std::span<const std::string> models) {
+    backend out;
+    out.id = b.id;
+    out.endpoint = b.url;
+    out.weight = b.weight;
+    out.gpu_utilisation = b.gpu_utilisation;
+    out.gpu_memory_usage = b.gpu_memory_usage;
     for (const auto& m : models) {
         if (b.api == "kserve-v2") {
-            out.push_back("kserve-v2:" + m);
+            out.models.push_back("kserve-v2:" + m);
         } else {
-            out.push_back(m); // TGI serves the OpenAI paths too
-            if (b.api == "tgi") out.push_back("tgi:" + m);
+            out.models.push_back(m); // TGI serves the OpenAI paths too
+            if (b.api == "tgi") out.models.push_back("tgi:" + m);
         }
     }
+    out.labels["api"] = b.api;
     return out;
 }
 
@@ -141,14 +147,7 @@ detailed_result<void> member_sync::apply(router& r, std::span<const membership::
         if (m.state == membership::member_state::suspect) suspect.insert(m.id.to_string());
     std::set<std::string, std::less<>> now;
     for (auto& c : backends_from_members(members)) {
-        backend b;
-        b.id = c.id;
-        b.endpoint = c.url;
-        b.weight = c.weight;
-        b.gpu_utilisation = c.gpu_utilisation;
-        b.gpu_memory_usage = c.gpu_memory_usage;
-        b.models = router_models(c, c.models);
-        b.labels["api"] = c.api;
+        backend b = router_backend(c, c.models);
         const bool is_suspect = suspect.contains(std::string_view(c.id).substr(0, c.id.find('/')));
         if (const auto* old = r.find(c.id)) {
             // Health and reported load belong to the host's checks; a suspect member overrides health.

@@ -23,9 +23,11 @@ struct http_url {
 /// "http://host[:port][/]"; anything else (https, a path, userinfo, no host) is an error naming the problem.
 detailed_result<http_url> parse_http_url(std::string_view url);
 
-/// The router's model keys for a backend: OpenAI paths use the plain name (TGI serves them too), TGI's native
-/// paths "tgi:<model>", KServe v2's "kserve-v2:<model>", so a path only routes to servers that speak it.
-std::vector<std::string> router_models(const backend_config& b, std::span<const std::string> models);
+/// The router's description of a configured backend serving `models`: id, endpoint, weight, GPU figures, and
+/// the model keys (OpenAI paths use the plain name, which TGI serves too; TGI's native paths "tgi:<model>",
+/// KServe v2's "kserve-v2:<model>", so a path only routes to servers that speak it). Health and reported load
+/// are left to the caller.
+backend router_backend(const backend_config& b, std::span<const std::string> models);
 
 /// Load signals in a Prometheus text exposition that the router uses, summed over label sets.
 struct scraped_load {

@@ -151,7 +151,11 @@ public:
             for (auto& f : p->fetches)
                 if (f.id == id && f.length == length) { // already on its way
                     arrived_already = f.reply.has_value();
-                    if (!arrived_already && arrived) f.arrived = std::move(arrived);
+                    if (!arrived_already && arrived) // both waiters are told
+                        f.arrived = [first = std::move(f.arrived), second = std::move(arrived)] {
+                            if (first) first();
+                            second();
+                        };
                     return;
                 }
             if (p->fetches.size() >= max_prefetched) { // never asked for: its reply is dropped
